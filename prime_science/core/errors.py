@@ -1,0 +1,66 @@
+"""One error family for everything that enters the library from outside.
+
+Rule (STYLE.md, 8): data from users, files and flags is checked once, eagerly, at the
+boundary; inside ``jit`` nothing is re-checked. Every check raises :class:`InvalidArgumentError`
+(a ``ValueError``) whose message names the argument, what was expected and what came.
+
+Checks on *values* (ranges, NaN, membership) need concrete arrays. When a function is traced
+(someone ``jit``s a policy's ``update``), the arguments are tracers and only the static checks
+(shape, dtype) run; this is what "nothing is re-checked inside jit" means in practice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = [
+    "InvalidArgumentError",
+    "CheckpointError",
+    "is_concrete",
+    "fail",
+    "check_rank",
+    "check_dtype_kind",
+    "check_same_length",
+]
+
+
+class InvalidArgumentError(ValueError):
+    """A bad argument: the message reads ``<name>: expected <what>, got <what came>``."""
+
+
+class CheckpointError(InvalidArgumentError):
+    """A checkpoint that is missing, corrupt, or does not match what the caller expects."""
+
+
+def fail(name: str, expected: str, got: Any) -> None:
+    """Raise :class:`InvalidArgumentError` with the house message format."""
+    raise InvalidArgumentError(f"{name}: expected {expected}, got {got}")
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x`` holds values we can inspect (not a tracer inside a transform)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_rank(name: str, x: Any, rank: int) -> None:
+    """Require ``x`` to have exactly ``rank`` dimensions."""
+    ndim = np.ndim(x)
+    if ndim != rank:
+        fail(name, f"an array of rank {rank}", f"rank {ndim} (shape {np.shape(x)})")
+
+
+def check_dtype_kind(name: str, x: Any, kinds: str, what: str) -> None:
+    """Require the dtype kind of ``x`` to be one of ``kinds`` (numpy kind letters)."""
+    dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+    if dtype.kind not in kinds:
+        fail(name, what, f"dtype {dtype}")
+
+
+def check_same_length(names: tuple[str, str], a: Any, b: Any) -> None:
+    """Require two 1-D arguments to have the same length."""
+    la, lb = np.shape(a)[0], np.shape(b)[0]
+    if la != lb:
+        fail(names[1], f"the same length as {names[0]} ({la})", f"length {lb}")

@@ -1,0 +1,416 @@
+"""Counter-based random numbers and exact Beta draws for very many arms.
+
+``jax.random.beta`` draws about 2 M variates/s on a 2-core CPU, far below what Thompson
+sampling over millions of arms needs. This module draws Beta variates an order of magnitude
+faster while staying exact (up to float32 rounding), by making every arm's draw a pure
+function of ``(key, arm id)``:
+
+**Counter-based bits.** Stream ``s`` of a key is a pair of 32-bit seeds ``(s0, s1)`` derived
+from the key; the 32 bits for arm ``i`` are ``h(h(i xor s0) + s1)``, with ``h`` the
+``lowbias32`` integer finaliser (xor-shift / multiply, constants ``0x7feb352d`` and
+``0x846ca68b``, full avalanche). For fixed seeds the map ``i -> bits`` is a bijection, so two arms
+of one stream never share bits; streams are decorrelated by the seeds. It is a statistical
+generator, not a cryptographic one; its output is checked by the goodness-of-fit tests in
+``tests/core/test_random.py``. Because the draw depends on the *global* arm id and not on the
+array layout, a sharded arm axis gives bit-identical draws to a single device.
+
+**Normals.** Box–Muller, ``z = sqrt(-2 log u1) (cos 2 pi u2, sin 2 pi u2)``, with the sine and
+cosine evaluated by a Taylor polynomial on one octant (absolute error < 3e-8, below float32
+resolution): XLA's CPU sine and cosine cost 10x a logarithm.
+
+**Gamma (Marsaglia & Tsang 2000).** For shape ``a >= 1`` let ``d = a - 1/3`` and
+``c = 1 / sqrt(9 d)``. Propose ``v = (1 + c x)^3`` with ``x ~ N(0, 1)`` and accept when
+``y = c x > -1`` and ``log u < 0.5 x^2 + d - d v + d log v``. Writing the right-hand side in ``y``,
+the terms up to ``y^3`` cancel exactly and it equals ``3 d g(y)`` with
+``g(y) = log(1 + y) - y + y^2/2 - y^3/3 = -y^4/4 + y^5/5 - ...``; the series is used for
+``|y| < 1/4``, which keeps the test accurate in float32 for shapes up to ``1e7`` where the
+textbook form cancels catastrophically. The accepted draw is ``d v``; only its logarithm
+``log d + 3 log(1 + y)`` is kept.
+
+**Boosting.** For shape ``a < BOOST_BELOW`` we draw ``G(a + 1)`` and multiply by ``U^(1/a)``,
+i.e. add ``log(U) / a`` in log space (exact for every ``a > 0``). This handles ``a < 1`` and also
+lifts the common small shapes (``alpha = 1 + clicks``) to where Marsaglia–Tsang rejects rarely.
+
+**Beta.** ``X ~ G(alpha)``, ``Y ~ G(beta)``, ``B = X / (X + Y)``. We return the logit
+``log X - log Y``, which is monotone in ``B``, never saturates (a float32 ``B`` rounds to exactly
+1.0 once ``1 - B < 6e-8``; comparing logits keeps such arms in a fair random order), and is
+what a top-k needs. ``B = sigmoid(logit)`` when a probability is wanted.
+
+**Rejections.** Attempt 0 is evaluated for every arm in one fused pass. The few arms for which
+either gamma rejected (about 1-2% for typical posteriors, at most about 4%) are compacted with a
+bit-packed prefix count (32 arms per word, ``population_count``), and attempts ``1, 2, ...``
+run on that short buffer until every gamma is accepted. Each gamma consumes its own sequence
+of attempts, as in the sequential algorithm, so the result is exactly the Marsaglia–Tsang
+draw; compaction changes only the cost.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "BOOST_BELOW",
+    "stream_seeds",
+    "random_bits",
+    "uniform_open",
+    "box_muller",
+    "gamma_proposal",
+    "compact_indices",
+    "beta_logits",
+    "beta_top_k",
+    "top_k_with_ids",
+    "key_words",
+]
+
+BOOST_BELOW = 3.0
+"""Shapes below this are drawn as ``G(a + 1) U^(1/a)`` (see the module docstring)."""
+
+_GOLDEN = np.uint32(0x9E3779B9)
+_MIX = np.uint32(0x85EBCA6B)
+
+# Stream ids of the sampler: attempt t of the Marsaglia–Tsang loop uses streams 4t .. 4t+3,
+# the boosting uniforms use two streams of their own far from every attempt.
+_BOX_MULLER_RADIUS, _BOX_MULLER_ANGLE, _ACCEPT_ALPHA, _ACCEPT_BETA = 0, 1, 2, 3
+_BOOST_ALPHA, _BOOST_BETA = 0x7FFFFFF0, 0x7FFFFFF1
+
+
+def _lowbias32(x: jax.Array) -> jax.Array:
+    """The ``lowbias32`` finaliser: a bijection of uint32 with full avalanche."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def key_words(key: jax.Array) -> jax.Array:
+    """Two uint32 words that identify ``key`` (typed or legacy ``uint32[2]``)."""
+    return jax.random.bits(key, (2,), jnp.uint32)
+
+
+def stream_seeds(words: jax.Array, stream: jax.Array | int) -> tuple[jax.Array, jax.Array]:
+    """The seed pair ``(s0, s1)`` of stream number ``stream`` of a key's ``words``."""
+    stream = jnp.asarray(stream, jnp.uint32)
+    s0 = _lowbias32(words[0] ^ (stream * _GOLDEN))
+    s1 = _lowbias32(words[1] + stream * _MIX)
+    return s0, s1
+
+
+def random_bits(words: jax.Array, stream: jax.Array | int, counters: jax.Array) -> jax.Array:
+    """32 random bits per counter: ``h(h(counter xor s0) + s1)``."""
+    s0, s1 = stream_seeds(words, stream)
+    return _lowbias32(_lowbias32(counters ^ s0) + s1)
+
+
+def uniform_open(bits: jax.Array) -> jax.Array:
+    """Map 32 random bits to a float32 uniform on the open interval (0, 1) (24-bit grid)."""
+    return ((bits >> 8).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-24)
+
+
+def _sincos_2pi(u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(sin 2 pi u, cos 2 pi u)`` for u in [0, 1) by octant reduction and Taylor series."""
+    quadrant = jnp.round(4.0 * u)
+    t = (u - 0.25 * quadrant) * jnp.float32(2.0 * np.pi)  # in [-pi/4, pi/4]
+    t2 = t * t
+    sin_t = t * (1 + t2 * (-1 / 6 + t2 * (1 / 120 + t2 * (-1 / 5040 + t2 * (1 / 362880)))))
+    cos_t = 1 + t2 * (
+        -1 / 2 + t2 * (1 / 24 + t2 * (-1 / 720 + t2 * (1 / 40320 + t2 * (-1 / 3628800))))
+    )
+    q = quadrant.astype(jnp.int32) & 3
+    sin = jnp.where(q == 0, sin_t, jnp.where(q == 1, cos_t, jnp.where(q == 2, -sin_t, -cos_t)))
+    cos = jnp.where(q == 0, cos_t, jnp.where(q == 1, -sin_t, jnp.where(q == 2, -cos_t, sin_t)))
+    return sin, cos
+
+
+def box_muller(u_radius: jax.Array, u_angle: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Two independent standard normals from two independent uniforms on (0, 1)."""
+    radius = jnp.sqrt(-2.0 * jnp.log(u_radius))
+    sin, cos = _sincos_2pi(u_angle)
+    return radius * cos, radius * sin
+
+
+def _log_excess(y: jax.Array) -> jax.Array:
+    """``g(y) = log(1 + y) - y + y^2/2 - y^3/3``, accurate in float32 near ``y = 0``."""
+    series = y**4 * (
+        -1 / 4
+        + y * (1 / 5 + y * (-1 / 6 + y * (1 / 7 + y * (-1 / 8 + y * (1 / 9 + y * (-1 / 10))))))
+    )
+    safe = jnp.maximum(y, -0.999999)
+    direct = jnp.log1p(safe) - safe + safe * safe / 2 - safe * safe * safe / 3
+    return jnp.where(jnp.abs(y) < 0.25, series, direct)
+
+
+class GammaAttempt(NamedTuple):
+    """One Marsaglia–Tsang attempt: ``log(v)`` of the proposal and whether it was accepted."""
+
+    log_v: jax.Array
+    accepted: jax.Array
+
+
+def gamma_proposal(
+    d: jax.Array, normal: jax.Array, uniform: jax.Array, exact: bool = True
+) -> GammaAttempt:
+    """Evaluate one Marsaglia–Tsang attempt for ``d = shape - 1/3`` (shape >= 1).
+
+    The draw, if accepted, is ``d v`` with ``v = (1 + c x)^3``, ``c = 1/sqrt(9 d)``. With
+    ``exact=False`` every proposal is accepted: ``d v`` is then the Wilson–Hilferty
+    approximation of the gamma distribution (no rejection, no retry).
+    """
+    y = jax.lax.rsqrt(9.0 * d) * normal
+    log_v = 3.0 * jnp.log1p(jnp.maximum(y, -0.999999))
+    if not exact:
+        return GammaAttempt(log_v, jnp.ones_like(y, dtype=bool))
+    accepted = (y > -1.0) & (jnp.log(uniform) < 3.0 * d * _log_excess(y))
+    return GammaAttempt(log_v, accepted)
+
+
+class _Shapes(NamedTuple):
+    """Per-arm constants of the sampler, derived from the Beta shapes."""
+
+    d_alpha: jax.Array
+    d_beta: jax.Array
+    boost_alpha: jax.Array
+    boost_beta: jax.Array
+
+
+def _shapes(alpha: jax.Array, beta: jax.Array) -> _Shapes:
+    boost_alpha = alpha < BOOST_BELOW
+    boost_beta = beta < BOOST_BELOW
+    d_alpha = jnp.where(boost_alpha, alpha + 1.0, alpha) - 1.0 / 3.0
+    d_beta = jnp.where(boost_beta, beta + 1.0, beta) - 1.0 / 3.0
+    return _Shapes(d_alpha, d_beta, boost_alpha, boost_beta)
+
+
+def _attempt(
+    words: jax.Array,
+    attempt: jax.Array | int,
+    counters: jax.Array,
+    shapes: _Shapes,
+    exact: bool,
+) -> tuple[GammaAttempt, GammaAttempt]:
+    """Attempt number ``attempt`` of both gammas of every arm in ``counters``."""
+    base = 4 * jnp.asarray(attempt, jnp.uint32)
+    draw = lambda stream: uniform_open(random_bits(words, base + stream, counters))
+    normal_alpha, normal_beta = box_muller(draw(_BOX_MULLER_RADIUS), draw(_BOX_MULLER_ANGLE))
+    gamma_alpha = gamma_proposal(shapes.d_alpha, normal_alpha, draw(_ACCEPT_ALPHA), exact)
+    gamma_beta = gamma_proposal(shapes.d_beta, normal_beta, draw(_ACCEPT_BETA), exact)
+    return gamma_alpha, gamma_beta
+
+
+def _finish_logits(
+    words: jax.Array,
+    counters: jax.Array,
+    alpha: jax.Array,
+    beta: jax.Array,
+    shapes: _Shapes,
+    log_v_alpha: jax.Array,
+    log_v_beta: jax.Array,
+) -> jax.Array:
+    """``log X - log Y`` from the accepted proposals, with the boosting factors."""
+    log_boost = lambda stream, shape: (
+        jnp.log(uniform_open(random_bits(words, stream, counters))) / shape
+    )
+    boost_alpha = jnp.where(shapes.boost_alpha, log_boost(_BOOST_ALPHA, alpha), 0.0)
+    boost_beta = jnp.where(shapes.boost_beta, log_boost(_BOOST_BETA, beta), 0.0)
+    return (
+        jnp.log(shapes.d_alpha / shapes.d_beta)
+        + (log_v_alpha - log_v_beta)
+        + (boost_alpha - boost_beta)
+    )
+
+
+def compact_indices(mask: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
+    """Indices of the first ``capacity`` true entries of a 1-D ``mask``, in order.
+
+    Returns ``(indices int32[capacity], count)``: empty slots hold ``mask.size`` (an
+    out-of-range sentinel for ``mode='drop'`` scatters); ``count`` is the total number of true
+    entries, which may exceed ``capacity``. Cost: one pass packing 32 flags per word and a
+    prefix sum over ``size / 32`` words, then ``O(log)`` work per output slot — about 5x cheaper
+    than ``jnp.nonzero`` on CPU.
+    """
+    size = mask.shape[0]
+    padded = jnp.pad(mask, (0, (-size) % 32)).reshape(-1, 32).astype(jnp.uint32)
+    words = jnp.sum(padded << jnp.arange(32, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+    counts = jax.lax.population_count(words).astype(jnp.int32)
+    ends = jnp.cumsum(counts)
+    total = ends[-1]
+    slots = jnp.arange(capacity, dtype=jnp.int32)
+    group = jnp.minimum(
+        jnp.searchsorted(ends, slots, side="right", method="scan_unrolled"), words.shape[0] - 1
+    )
+    rank = slots - (ends[group] - counts[group])
+    word = words[group]
+    position = jnp.zeros_like(slots)
+    for width in (16, 8, 4, 2, 1):  # binary search for the rank-th set bit of the word
+        low = jax.lax.population_count(word & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+        high = rank >= low
+        rank = jnp.where(high, rank - low, rank)
+        word = jnp.where(high, word >> width, word)
+        position = jnp.where(high, position + width, position)
+    indices = group * 32 + position
+    return jnp.where(slots < total, indices, size), total
+
+
+def _retry_capacity(num_arms: int) -> int:
+    """Static size of the retry buffer: above the usual 1-3% of arms that reject at attempt 0.
+
+    More rejections than this are still handled exactly, in further chunks of this size.
+    """
+    return min(num_arms, num_arms // 32 + 256)
+
+
+def _fast_pass(words, counters, alpha, beta, shapes, exact):
+    gamma_alpha, gamma_beta = _attempt(words, 0, counters, shapes, exact)
+    logits = _finish_logits(
+        words, counters, alpha, beta, shapes, gamma_alpha.log_v, gamma_beta.log_v
+    )
+    return gamma_alpha, gamma_beta, logits
+
+
+def _retry_chunk(words, counters, alpha, beta, shapes, index):
+    """Exact logits of the arms at ``index`` (sentinel ``counters.size`` = padding), running
+    each gamma's attempt sequence from attempt 0 until it accepts."""
+    num_arms = counters.shape[0]
+    valid = index < num_arms
+    take = lambda x, fill: jnp.where(valid, x.at[index].get(mode="fill", fill_value=fill), fill)
+    chunk_alpha, chunk_beta = take(alpha, 1.0), take(beta, 1.0)
+    chunk_shapes = _shapes(chunk_alpha, chunk_beta)
+    chunk_counters = take(counters, 0)
+
+    def not_done(state):
+        _, a, b = state
+        return ~jnp.all(a.accepted & b.accepted)
+
+    def next_attempt(state):
+        attempt, a, b = state
+        new_a, new_b = _attempt(words, attempt, chunk_counters, chunk_shapes, True)
+        take_a = ~a.accepted & new_a.accepted
+        take_b = ~b.accepted & new_b.accepted
+        a = GammaAttempt(jnp.where(take_a, new_a.log_v, a.log_v), a.accepted | take_a)
+        b = GammaAttempt(jnp.where(take_b, new_b.log_v, b.log_v), b.accepted | take_b)
+        return attempt + 1, a, b
+
+    nothing = GammaAttempt(jnp.zeros_like(chunk_alpha), ~valid)
+    _, gamma_alpha, gamma_beta = jax.lax.while_loop(
+        not_done, next_attempt, (jnp.uint32(0), nothing, nothing)
+    )
+    return _finish_logits(
+        words,
+        chunk_counters,
+        chunk_alpha,
+        chunk_beta,
+        chunk_shapes,
+        gamma_alpha.log_v,
+        gamma_beta.log_v,
+    )
+
+
+def _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, carry, fold):
+    """Draw every arm's logit and fold them into ``carry``: first the arms whose attempt 0
+    accepted (all arms when ``exact=False``), then the pending ones chunk by chunk.
+
+    ``fold(carry, index, logits)`` receives ``index = None`` for the full fast pass.
+    """
+    words = key_words(key)
+    num_arms = alpha.shape[0]
+    counters = jnp.asarray(arm_offset, jnp.uint32) + jnp.arange(num_arms, dtype=jnp.uint32)
+    shapes = _shapes(alpha, beta)
+    gamma_alpha, gamma_beta, logits = _fast_pass(words, counters, alpha, beta, shapes, exact)
+    accepted = gamma_alpha.accepted & gamma_beta.accepted
+    carry = fold(carry, None, jnp.where(accepted & mask, logits, -jnp.inf))
+    if not exact:
+        return carry
+    capacity = _retry_capacity(num_arms)
+
+    def chunk(state):
+        carry, pending = state
+        index, _ = compact_indices(pending, capacity)
+        chunk_logits = _retry_chunk(words, counters, alpha, beta, shapes, index)
+        carry = fold(carry, index, chunk_logits)
+        return carry, pending.at[index].set(False, mode="drop")
+
+    carry, _ = jax.lax.while_loop(lambda state: jnp.any(state[1]), chunk, (carry, ~accepted & mask))
+    return carry
+
+
+def beta_logits(
+    key: jax.Array,
+    alpha: jax.Array,
+    beta: jax.Array,
+    *,
+    arm_offset: jax.Array | int = 0,
+    exact: bool = True,
+) -> jax.Array:
+    """One Beta(alpha_i, beta_i) draw per arm, returned as ``logit = log X_i - log Y_i``.
+
+    Args:
+      key: a JAX PRNG key.
+      alpha, beta: ``float32[n]`` positive shapes.
+      arm_offset: global id of ``alpha[0]``; arm ``i`` draws from counter ``arm_offset + i``,
+        so a shard of the arm axis draws exactly what the full array would.
+      exact: ``True`` (default) for the exact Marsaglia–Tsang sampler; ``False`` for the
+        Wilson–Hilferty approximation (no rejection step; see ``gamma_proposal``).
+
+    Returns:
+      ``float32[n]`` logits; ``sigmoid(logit) ~ Beta(alpha, beta)``.
+    """
+
+    def scatter(logits, index, values):
+        if index is None:
+            return values
+        return logits.at[index].set(values, mode="drop")
+
+    mask = jnp.ones(alpha.shape, dtype=bool)
+    initial = jnp.full(alpha.shape, -jnp.inf, dtype=jnp.float32)
+    return _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, initial, scatter)
+
+
+def top_k_with_ids(values: jax.Array, ids: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """The ``k`` largest ``values`` and their ``ids``, largest first; ties go to the lower
+    position. For ``k = 1`` a max followed by a min-index pass (4x faster than ``argmax`` on
+    XLA:CPU, whose variadic reduction is not vectorised)."""
+    if k == 1:
+        best = jnp.max(values)
+        position = jnp.min(jnp.where(values == best, jnp.arange(values.shape[0]), values.shape[0]))
+        position = jnp.minimum(position, values.shape[0] - 1)
+        return best[None], ids[position][None]
+    top, position = jax.lax.top_k(values, k)
+    return top, ids[position]
+
+
+def beta_top_k(
+    key: jax.Array,
+    alpha: jax.Array,
+    beta: jax.Array,
+    active: jax.Array,
+    k: int,
+    *,
+    arm_offset: jax.Array | int = 0,
+    exact: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """Top-``k`` active arms of one Beta posterior draw per arm, without materialising a
+    second copy of the draws: the fast pass is reduced to its top-k at once, and the few
+    arms that needed a retry are merged in afterwards.
+
+    Returns ``(logits float32[k], arm_ids int32[k])``, best first, ids global (offset added).
+    Inactive arms score ``-inf``; if fewer than ``k`` arms are active the tail holds ``-inf``.
+    Requires ``k <= len(alpha)``.
+    """
+    num_arms = alpha.shape[0]
+    ids = jnp.asarray(arm_offset, jnp.int32) + jnp.arange(num_arms, dtype=jnp.int32)
+
+    def merge(best, index, values):
+        if index is None:
+            return top_k_with_ids(values, ids, k)
+        chunk_ids = jnp.where(index < num_arms, jnp.asarray(arm_offset, jnp.int32) + index, -1)
+        values = jnp.where(index < num_arms, values, -jnp.inf)
+        merged_values = jnp.concatenate([best[0], values])
+        merged_ids = jnp.concatenate([best[1], chunk_ids])
+        return top_k_with_ids(merged_values, merged_ids, k)
+
+    initial = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
+    return _sample_then_fold(key, alpha, beta, arm_offset, exact, active, initial, merge)
