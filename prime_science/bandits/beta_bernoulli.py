@@ -29,6 +29,7 @@ shapes below about 0.1 in a visible share of draws; the ranking uses the logit a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -146,15 +147,8 @@ def beta_bernoulli(
     def local_top_k(key, arm_offset, alpha, beta, active, k):
         return beta_top_k(key, alpha, beta, active, k, arm_offset=arm_offset, exact=exact)
 
-    def sample(key: PRNGKey, state: BetaBernoulliState, k: int = 1) -> Selection:
-        """One posterior draw per arm; the top-``k`` active arms, best first.
-
-        ``k`` is static (pass it with ``static_argnums`` under ``jit``). Empty slots (fewer
-        than ``k`` active arms) have arm ``-1`` and score ``-inf``.
-        """
-        capacity = state.alpha.shape[0]
-        if not isinstance(k, int | np.integer) or not 1 <= k <= capacity:
-            errors.fail("k", f"an integer in [1, {capacity}]", repr(k))
+    @partial(jax.jit, static_argnums=2)
+    def draw_top_k(key, state, k):
         if mesh is None:
             logits, arms = local_top_k(key, 0, state.alpha, state.beta, state.active, k)
         else:
@@ -168,15 +162,35 @@ def beta_bernoulli(
             scores=jnp.where(empty, -jnp.inf, jax.nn.sigmoid(logits)),
         )
 
+    def check_k(state, k):
+        capacity = state.alpha.shape[0]
+        if not isinstance(k, int | np.integer) or not 1 <= k <= capacity:
+            errors.fail("k", f"an integer in [1, {capacity}]", repr(k))
+
+    def sample(key: PRNGKey, state: BetaBernoulliState, k: int = 1) -> Selection:
+        """One posterior draw per arm; the top-``k`` active arms, best first.
+
+        ``k`` is static (pass it with ``static_argnums`` under ``jit``). Empty slots (fewer
+        than ``k`` active arms) have arm ``-1`` and score ``-inf``.
+        """
+        check_k(state, k)
+        return draw_top_k(key, state, int(k))
+
+    @partial(jax.jit, static_argnums=(2, 3))
+    def draw_batch(key, state, k, num_requests):
+        keys = jax.random.split(key, num_requests)
+        return jax.vmap(draw_top_k, in_axes=(0, None, None))(keys, state, k)
+
     def sample_batch(
         key: PRNGKey, state: BetaBernoulliState, k: int = 1, num_requests: int = 1
     ) -> Selection:
         """``num_requests`` independent draws from one state: a ``Selection`` with a leading
-        request axis (``arms: int32[num_requests, k]``)."""
+        request axis (``arms: int32[num_requests, k]``); request ``j`` uses the ``j``-th key
+        of ``jax.random.split(key, num_requests)``."""
+        check_k(state, k)
         if not isinstance(num_requests, int | np.integer) or num_requests < 1:
             errors.fail("num_requests", "a positive integer", repr(num_requests))
-        keys = jax.random.split(key, num_requests)
-        return jax.vmap(sample, in_axes=(0, None, None))(keys, state, k)
+        return draw_batch(key, state, int(k), int(num_requests))
 
     def update(
         state: BetaBernoulliState,

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from prime_science.core.errors import fail
@@ -44,7 +45,7 @@ ARM_AXIS = "arms"
 def arm_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh named ``"arms"`` over ``devices`` (default: every device JAX sees)."""
     devices = list(jax.devices() if devices is None else devices)
-    return jax.make_mesh((len(devices),), (ARM_AXIS,), devices=devices)
+    return Mesh(np.array(devices), (ARM_AXIS,))
 
 
 def arm_sharding(mesh: Mesh) -> NamedSharding:
