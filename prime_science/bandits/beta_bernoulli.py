@@ -39,7 +39,7 @@ from jax.sharding import Mesh
 
 from prime_science.core import errors
 from prime_science.core import mesh as mesh_lib
-from prime_science.core.random import beta_top_k
+from prime_science.core.random import BLOCK_SIZE, beta_top_k
 from prime_science.core.types import PRNGKey, Selection
 
 __all__ = ["BetaBernoulliState", "BetaBernoulliPolicy", "beta_bernoulli"]
@@ -144,16 +144,26 @@ def beta_bernoulli(
         state = BetaBernoulliState(alpha, beta, jnp.arange(num_arms) < num_active)
         return state if mesh is None else mesh_lib.shard_arms(state, mesh)
 
-    def local_top_k(key, arm_offset, alpha, beta, active, k):
-        return beta_top_k(key, alpha, beta, active, k, arm_offset=arm_offset, exact=exact)
+    def local_top_k(key, arm_offset, alpha, beta, active, k, block_size=BLOCK_SIZE):
+        return beta_top_k(
+            key,
+            alpha,
+            beta,
+            active,
+            k,
+            arm_offset=arm_offset,
+            exact=exact,
+            block_size=block_size,
+        )
 
-    @partial(jax.jit, static_argnums=2)
-    def draw_top_k(key, state, k):
+    def draw_top_k(key, state, k, block_size=BLOCK_SIZE):
         if mesh is None:
-            logits, arms = local_top_k(key, 0, state.alpha, state.beta, state.active, k)
+            logits, arms = local_top_k(key, 0, state.alpha, state.beta, state.active, k, block_size)
         else:
             run = mesh_lib.sharded_top_k(
-                lambda key, offset, a, b, m: local_top_k(key, offset, a, b, m, k), mesh, k
+                lambda key, offset, a, b, m: local_top_k(key, offset, a, b, m, k, block_size),
+                mesh,
+                k,
             )
             logits, arms = run(key, state.alpha, state.beta, state.active)
         empty = logits == -jnp.inf
@@ -161,6 +171,8 @@ def beta_bernoulli(
             arms=jnp.where(empty, -1, arms).astype(jnp.int32),
             scores=jnp.where(empty, -jnp.inf, jax.nn.sigmoid(logits)),
         )
+
+    draw_one = jax.jit(draw_top_k, static_argnums=2)
 
     def check_k(state, k):
         capacity = state.alpha.shape[0]
@@ -174,12 +186,18 @@ def beta_bernoulli(
         than ``k`` active arms) have arm ``-1`` and score ``-inf``.
         """
         check_k(state, k)
-        return draw_top_k(key, state, int(k))
+        return draw_one(key, state, int(k))
 
     @partial(jax.jit, static_argnums=(2, 3))
     def draw_batch(key, state, k, num_requests):
+        # Requests are vmapped in groups of about 2^20 draws and the groups run one after
+        # the other (lax.map): memory stays O(2^20) whatever num_requests x num_arms is.
+        group = max(1, min(num_requests, (1 << 20) // state.alpha.shape[0]))
+        block_size = max(4096, BLOCK_SIZE // group)
         keys = jax.random.split(key, num_requests)
-        return jax.vmap(draw_top_k, in_axes=(0, None, None))(keys, state, k)
+        return jax.lax.map(
+            lambda key: draw_top_k(key, state, k, block_size), keys, batch_size=group
+        )
 
     def sample_batch(
         key: PRNGKey, state: BetaBernoulliState, k: int = 1, num_requests: int = 1

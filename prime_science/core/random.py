@@ -62,6 +62,7 @@ __all__ = [
     "compact_indices",
     "beta_logits",
     "beta_top_k",
+    "BLOCK_SIZE",
     "top_k_with_ids",
     "key_words",
 ]
@@ -260,7 +261,7 @@ def _retry_capacity(num_arms: int) -> int:
 
     More rejections than this are still handled exactly, in further chunks of this size.
     """
-    return min(num_arms, num_arms // 32 + 256)
+    return min(num_arms, num_arms // 32 + 64)
 
 
 def _fast_pass(words, counters, alpha, beta, shapes, exact):
@@ -382,6 +383,10 @@ def top_k_with_ids(values: jax.Array, ids: jax.Array, k: int) -> tuple[jax.Array
     return top, ids[position]
 
 
+BLOCK_SIZE = 1 << 16
+"""Arms per block of :func:`beta_top_k`: the block's intermediates stay in cache."""
+
+
 def beta_top_k(
     key: jax.Array,
     alpha: jax.Array,
@@ -391,26 +396,68 @@ def beta_top_k(
     *,
     arm_offset: jax.Array | int = 0,
     exact: bool = True,
+    block_size: int = BLOCK_SIZE,
 ) -> tuple[jax.Array, jax.Array]:
-    """Top-``k`` active arms of one Beta posterior draw per arm, without materialising a
-    second copy of the draws: the fast pass is reduced to its top-k at once, and the few
-    arms that needed a retry are merged in afterwards.
+    """Top-``k`` active arms of one Beta posterior draw per arm.
+
+    The arm axis is processed in blocks of ``block_size`` arms (a ``lax.scan`` carrying the
+    running top-k), so the ``N`` draws are never materialised: each block's draws are reduced
+    to its top-k while still in cache, and the few arms of the block that needed a retry are
+    merged in right after. Draws depend only on ``(key, global arm id)``, so the blocking (and
+    any sharding) does not change the result.
 
     Returns ``(logits float32[k], arm_ids int32[k])``, best first, ids global (offset added).
-    Inactive arms score ``-inf``; if fewer than ``k`` arms are active the tail holds ``-inf``.
-    Requires ``k <= len(alpha)``.
+    Inactive arms score ``-inf``; if fewer than ``k`` arms are active the tail holds ``-inf``
+    and id ``-1``. Requires ``k <= len(alpha)``.
     """
     num_arms = alpha.shape[0]
-    ids = jnp.asarray(arm_offset, jnp.int32) + jnp.arange(num_arms, dtype=jnp.int32)
+    num_blocks = num_arms // block_size
+    if num_blocks <= 1:
+        return _block_top_k(key, alpha, beta, active, k, arm_offset, exact)
+    offset = jnp.asarray(arm_offset, jnp.int32)
+    body = num_blocks * block_size
+    blocks = [x[:body].reshape(num_blocks, block_size) for x in (alpha, beta, active)]
+    starts = offset + block_size * jnp.arange(num_blocks, dtype=jnp.int32)
+
+    def step(best, block):
+        start, block_alpha, block_beta, block_active = block
+        found = _block_top_k(key, block_alpha, block_beta, block_active, k, start, exact)
+        return _merge_top_k(best, found, k), None
+
+    best = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
+    best, _ = jax.lax.scan(step, best, (starts, *blocks))
+    if body < num_arms:
+        tail = _block_top_k(
+            key,
+            alpha[body:],
+            beta[body:],
+            active[body:],
+            min(k, num_arms - body),
+            offset + body,
+            exact,
+        )
+        best = _merge_top_k(best, tail, k)
+    return best
+
+
+def _merge_top_k(best, found, k):
+    values = jnp.concatenate([best[0], found[0]])
+    ids = jnp.concatenate([best[1], found[1]])
+    return top_k_with_ids(values, ids, k)
+
+
+def _block_top_k(key, alpha, beta, active, k, arm_offset, exact):
+    """Top-k of one block: fast pass reduced at once, retried arms merged afterwards."""
+    num_arms = alpha.shape[0]
+    offset = jnp.asarray(arm_offset, jnp.int32)
+    ids = offset + jnp.arange(num_arms, dtype=jnp.int32)
 
     def merge(best, index, values):
         if index is None:
             return top_k_with_ids(values, ids, k)
-        chunk_ids = jnp.where(index < num_arms, jnp.asarray(arm_offset, jnp.int32) + index, -1)
+        chunk_ids = jnp.where(index < num_arms, offset + index, -1)
         values = jnp.where(index < num_arms, values, -jnp.inf)
-        merged_values = jnp.concatenate([best[0], values])
-        merged_ids = jnp.concatenate([best[1], chunk_ids])
-        return top_k_with_ids(merged_values, merged_ids, k)
+        return _merge_top_k(best, (values, chunk_ids), k)
 
     initial = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
     return _sample_then_fold(key, alpha, beta, arm_offset, exact, active, initial, merge)
