@@ -416,16 +416,15 @@ def beta_top_k(
         return _block_top_k(key, alpha, beta, active, k, arm_offset, exact)
     offset = jnp.asarray(arm_offset, jnp.int32)
     body = num_blocks * block_size
-    blocks = [x[:body].reshape(num_blocks, block_size) for x in (alpha, beta, active)]
-    starts = offset + block_size * jnp.arange(num_blocks, dtype=jnp.int32)
 
-    def step(best, block):
-        start, block_alpha, block_beta, block_active = block
-        found = _block_top_k(key, block_alpha, block_beta, block_active, k, start, exact)
+    def step(best, block_index):
+        start = block_index * block_size
+        block = [jax.lax.dynamic_slice_in_dim(x, start, block_size) for x in (alpha, beta, active)]
+        found = _block_top_k(key, *block, k, offset + start, exact)
         return _merge_top_k(best, found, k), None
 
     best = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
-    best, _ = jax.lax.scan(step, best, (starts, *blocks))
+    best, _ = jax.lax.scan(step, best, jnp.arange(num_blocks, dtype=jnp.int32))
     if body < num_arms:
         tail = _block_top_k(
             key,
