@@ -1,0 +1,15 @@
+"""Reproductions: one module per experiment, registered with :mod:`prime_science.runner`.
+
+Each module defines ``NAME``, ``Config`` (with ``quick()`` and ``full()``), ``run(key, config)``,
+``summarize``, ``targets`` and ``plot``; ``prime-science reproduce`` runs all of ``EXPERIMENTS``.
+"""
+
+from experiments import callout_regret
+from prime_science.runner import register
+
+__all__ = ["EXPERIMENTS"]
+
+EXPERIMENTS = (callout_regret,)
+
+for _experiment in EXPERIMENTS:
+    register(_experiment)

@@ -1,0 +1,94 @@
+"""The callout-regret experiment on a tiny world: shapes, keys, one trace, sane metrics."""
+
+import json
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import callout_regret
+from prime_science.bandits.beta_bernoulli import beta_bernoulli
+from prime_science.runner import run_experiment
+
+TINY = callout_regret.Config(
+    num_arms=1_000, num_new_arms=40, num_rounds=48, slate_size=16, rounds_per_day=6
+)
+SEEDS = 3
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    """Run the experiment through the runner with a ``run`` that counts its traces."""
+    traces = []
+
+    def counting_run(key, config):
+        traces.append(config)
+        return callout_regret.run(key, config)
+
+    experiment = types.SimpleNamespace(
+        **{name: getattr(callout_regret, name) for name in callout_regret.__all__},
+        __doc__=callout_regret.__doc__,
+    )
+    experiment.run = counting_run
+    out_dir = tmp_path_factory.mktemp("results")
+    record = run_experiment(experiment, seeds=SEEDS, config=TINY, out_dir=out_dir, progress=False)
+    return record, traces, out_dir / callout_regret.NAME
+
+
+def test_compiles_once_for_all_seeds(outcome):
+    _, traces, _ = outcome
+    assert len(traces) == 1
+
+
+def test_results_file_and_plots(outcome):
+    record, _, folder = outcome
+    assert json.loads((folder / "results.json").read_text())["metrics"] == record["metrics"]
+    assert sorted(record["plots"]) == ["cumulative_regret.png", "young_share.png"]
+    for plot in record["plots"]:
+        assert (folder / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {t["metric"] for t in record["targets"]} <= set(record["metrics"])
+
+
+def test_metrics_are_sane(outcome):
+    record, _, _ = outcome
+    metrics = {name: m["mean"] for name, m in record["metrics"].items()}
+    for policy in callout_regret.POLICIES:
+        assert metrics[f"regret_{policy}"] > 0
+        assert 0 <= metrics[f"young_share_{policy}"] <= 1
+        assert 0 <= metrics[f"ctr_{policy}"] <= 1
+        assert len(record["metrics"][f"regret_{policy}"]["values"]) == SEEDS
+    assert metrics["ctr_oracle"] > metrics["ctr_uniform"]
+    # greedy never shows a new arm while it has arms above the prior mean
+    assert metrics["young_share_greedy"] <= metrics["young_share_uniform"]
+
+
+def test_run_shapes_and_regret_nonnegative():
+    results = jax.jit(callout_regret.run, static_argnums=1)(jax.random.key(5), TINY)
+    assert results.oracle_value.shape == (TINY.num_rounds,)
+    assert set(results.policies) == set(callout_regret.POLICIES)
+    for trace in results.policies.values():
+        for leaf in trace:
+            assert leaf.shape == (TINY.num_rounds,) and leaf.dtype == jnp.float32
+        assert float(jnp.min(trace.regret)) >= -1e-5
+        assert float(jnp.max(trace.clicks)) <= TINY.slate_size
+    # the same key gives the same results
+    again = jax.jit(callout_regret.run, static_argnums=1)(jax.random.key(5), TINY)
+    jax.tree.map(np.testing.assert_array_equal, results, again)
+
+
+def test_baseline_samplers_pick_active_arms():
+    policy = beta_bernoulli(prior_alpha=1.0, prior_beta=1.0)
+    state = policy.init(10, num_active=6)
+    state = policy.update(state, jnp.array([4, 4, 2]), jnp.array([1.0, 1.0, 1.0]))
+    greedy = callout_regret.greedy_sample(jax.random.key(0), state, 2)
+    np.testing.assert_array_equal(greedy.arms, [4, 2])
+    uniform = callout_regret.uniform_sample(jax.random.key(0), state, 8)
+    np.testing.assert_array_equal(np.sort(uniform.arms), [-1, -1, 0, 1, 2, 3, 4, 5])
+    # greedy breaks ties at random: over many keys, every tied arm leads sometimes
+    fresh = policy.init(5)
+    leaders = {
+        int(callout_regret.greedy_sample(jax.random.key(s), fresh, 1).arms[0]) for s in range(60)
+    }
+    assert leaders == set(range(5))
