@@ -407,11 +407,8 @@ def _jax_row(
     compiled, compile_seconds = compile_jitted(fn, keys[0], *args)
     footprint, new_bytes, source = _memory_estimate(compiled, num_arms, batch)
     available = _device_available_bytes(jax.devices()[0])
-    if available is not None and new_bytes > MEMORY_HEADROOM * available:
-        note = (
-            f"needs {new_bytes / GIB:.1f} GiB of new device memory ({source}), "
-            f"{available / GIB:.1f} GiB available"
-        )
+
+    def skipped(note: str) -> BenchmarkRow:
         return BenchmarkRow(
             kernel,
             num_arms,
@@ -421,6 +418,12 @@ def _jax_row(
             memory_bytes=footprint,
             memory_source=source,
             note=note,
+        )
+
+    if available is not None and new_bytes > MEMORY_HEADROOM * available:
+        return skipped(
+            f"needs {new_bytes / GIB:.1f} GiB of new device memory ({source}), "
+            f"{available / GIB:.1f} GiB available"
         )
     next_key = iter(keys)
     try:
@@ -432,16 +435,8 @@ def _jax_row(
     except jax.errors.JaxRuntimeError as error:
         if "RESOURCE_EXHAUSTED" not in str(error):
             raise
-        note = f"out of device memory at run time ({source} estimated {footprint / GIB:.1f} GiB)"
-        return BenchmarkRow(
-            kernel,
-            num_arms,
-            batch,
-            "skipped",
-            compile_seconds=compile_seconds,
-            memory_bytes=footprint,
-            memory_source=source,
-            note=note,
+        return skipped(
+            f"out of device memory at run time ({source} estimated {footprint / GIB:.1f} GiB)"
         )
     return _row_from_timing(
         kernel,

@@ -411,31 +411,26 @@ def beta_top_k(
     and id ``-1``. Requires ``k <= len(alpha)``.
     """
     num_arms = alpha.shape[0]
-    num_blocks = num_arms // block_size
-    if num_blocks <= 1:
-        return _block_top_k(key, alpha, beta, active, k, arm_offset, exact)
+    num_blocks = -(-num_arms // block_size)
+    # Equal blocks (a multiple of 32 long) covering the arms; the last one is shifted back to
+    # end at the last arm, and arms it shares with the previous block are masked out there.
+    block = min(num_arms, -(-num_arms // (32 * num_blocks)) * 32)
     offset = jnp.asarray(arm_offset, jnp.int32)
-    body = num_blocks * block_size
 
     def step(best, block_index):
-        start = block_index * block_size
-        block = [jax.lax.dynamic_slice_in_dim(x, start, block_size) for x in (alpha, beta, active)]
-        found = _block_top_k(key, *block, k, offset + start, exact)
+        nominal_start = block_index * block
+        start = jnp.minimum(nominal_start, num_arms - block)
+        block_alpha, block_beta, block_active = (
+            jax.lax.dynamic_slice_in_dim(x, start, block) for x in (alpha, beta, active)
+        )
+        fresh = jnp.arange(block, dtype=jnp.int32) >= nominal_start - start
+        found = _block_top_k(
+            key, block_alpha, block_beta, block_active & fresh, k, offset + start, exact
+        )
         return _merge_top_k(best, found, k), None
 
     best = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
     best, _ = jax.lax.scan(step, best, jnp.arange(num_blocks, dtype=jnp.int32))
-    if body < num_arms:
-        tail = _block_top_k(
-            key,
-            alpha[body:],
-            beta[body:],
-            active[body:],
-            min(k, num_arms - body),
-            offset + body,
-            exact,
-        )
-        best = _merge_top_k(best, tail, k)
     return best
 
 
