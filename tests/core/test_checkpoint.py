@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from prime_science.bandits.beta_bernoulli import beta_bernoulli
 from prime_science.core import checkpoint as checkpoint_module
 from prime_science.core.checkpoint import latest_step, restore_checkpoint, save_checkpoint
 from prime_science.core.errors import CheckpointError, InvalidArgumentError
@@ -428,11 +429,6 @@ def test_continuation_after_restore_is_bit_identical(tmp_path):
 
 
 def test_beta_bernoulli_continuation_after_restore_is_bit_identical(tmp_path):
-    try:
-        from prime_science.bandits.beta_bernoulli import beta_bernoulli
-    except Exception as error:  # not written yet, or broken: not this module's test to fail
-        pytest.skip(f"prime_science.bandits.beta_bernoulli unavailable: {error!r}")
-
     policy = beta_bernoulli(prior_alpha=1.0, prior_beta=1.0)
     click_rates = jnp.linspace(0.05, 0.6, 10)
 
