@@ -433,7 +433,8 @@ def beta_top_k(
         return _merge_top_k(best, block_top_k(block_index * block, 0), k), None
 
     best = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
-    best, _ = jax.lax.scan(step, best, jnp.arange(num_blocks - 1, dtype=jnp.int32))
+    if num_blocks > 1:
+        best, _ = jax.lax.scan(step, best, jnp.arange(num_blocks - 1, dtype=jnp.int32))
     last_start = num_arms - block
     return _merge_top_k(best, block_top_k(last_start, (num_blocks - 1) * block - last_start), k)
 
