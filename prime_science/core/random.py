@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "lowbias32",
     "BOOST_BELOW",
     "stream_seeds",
     "random_bits",
@@ -79,7 +80,7 @@ _BOX_MULLER_RADIUS, _BOX_MULLER_ANGLE, _ACCEPT_ALPHA, _ACCEPT_BETA = 0, 1, 2, 3
 _BOOST_ALPHA, _BOOST_BETA = 0x7FFFFFF0, 0x7FFFFFF1
 
 
-def _lowbias32(x: jax.Array) -> jax.Array:
+def lowbias32(x: jax.Array) -> jax.Array:
     """The ``lowbias32`` finaliser: a bijection of uint32 with full avalanche."""
     x = x ^ (x >> 16)
     x = x * jnp.uint32(0x7FEB352D)
@@ -96,15 +97,15 @@ def key_words(key: jax.Array) -> jax.Array:
 def stream_seeds(words: jax.Array, stream: jax.Array | int) -> tuple[jax.Array, jax.Array]:
     """The seed pair ``(s0, s1)`` of stream number ``stream`` of a key's ``words``."""
     stream = jnp.asarray(stream, jnp.uint32)
-    s0 = _lowbias32(words[0] ^ (stream * _GOLDEN))
-    s1 = _lowbias32(words[1] + stream * _MIX)
+    s0 = lowbias32(words[0] ^ (stream * _GOLDEN))
+    s1 = lowbias32(words[1] + stream * _MIX)
     return s0, s1
 
 
 def random_bits(words: jax.Array, stream: jax.Array | int, counters: jax.Array) -> jax.Array:
     """32 random bits per counter: ``h(h(counter xor s0) + s1)``."""
     s0, s1 = stream_seeds(words, stream)
-    return _lowbias32(_lowbias32(counters ^ s0) + s1)
+    return lowbias32(lowbias32(counters ^ s0) + s1)
 
 
 def uniform_open(bits: jax.Array) -> jax.Array:
