@@ -16,7 +16,8 @@ from :func:`prime_science.core.random.beta_top_k`: exact Marsaglia–Tsang gamma
 counter-based generator, compared on the logit scale (so draws that round to 1.0 in float32
 stay in a fair random order) and reduced to the top-k without keeping all ``N`` draws.
 ``approximate=True`` switches to the Wilson–Hilferty approximation (no rejection step, about
-3x faster on CPU; Kolmogorov distance to the exact law below 0.012, see ``tests/core/test_random.py``).
+3x faster on CPU; Kolmogorov distance to the exact law below 0.012, see
+``tests/core/test_random.py``).
 
 Arms come and go. The state has a fixed capacity and an ``active`` mask; ``add_arms`` resets
 slots to the prior and activates them (the cold-start path), ``retire_arms`` deactivates them.
