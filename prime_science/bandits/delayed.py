@@ -78,7 +78,7 @@ from jax.scipy.special import ndtr, ndtri
 from scipy import optimize, special
 
 from prime_science.core import errors
-from prime_science.core.types import PRNGKey
+from prime_science.core.types import PRNGKey, SolverInfo
 
 __all__ = [
     "LedgerInfo",
@@ -97,7 +97,6 @@ __all__ = [
     "dfm_log_likelihood",
     "dfm_conversion_probability",
     "DfmParams",
-    "SolverInfo",
     "fit_dfm",
     "otf_statistics",
     "otf_estimate",
@@ -633,15 +632,6 @@ class DfmParams(NamedTuple):
 
     logit_p: jax.Array
     log_rate: jax.Array
-
-
-class SolverInfo(NamedTuple):
-    """How an iterative fit ended: iterations, gradient norm at the end, and whether it is
-    below ``tol``."""
-
-    num_iters: jax.Array
-    residual: jax.Array
-    converged: jax.Array
 
 
 @partial(jax.jit, static_argnames=("num_groups", "shared_rate", "max_iters"))

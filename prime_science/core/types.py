@@ -17,7 +17,15 @@ from typing import Any, NamedTuple, Protocol
 
 import jax
 
-__all__ = ["PRNGKey", "Selection", "BanditPolicy", "InitFn", "SampleFn", "UpdateFn"]
+__all__ = [
+    "PRNGKey",
+    "Selection",
+    "BanditPolicy",
+    "SolverInfo",
+    "InitFn",
+    "SampleFn",
+    "UpdateFn",
+]
 
 PRNGKey = jax.Array
 """A typed key from ``jax.random.key`` (legacy ``uint32[2]`` keys are accepted too)."""
@@ -60,3 +68,12 @@ class BanditPolicy(NamedTuple):
     init: InitFn
     sample: SampleFn
     update: UpdateFn
+
+
+class SolverInfo(NamedTuple):
+    """How an iterative solver or fit ended (STYLE rule 7): iterations used, the final
+    residual (e.g. a gradient norm), and whether it fell below the tolerance."""
+
+    num_iters: jax.Array
+    residual: jax.Array
+    converged: jax.Array
