@@ -385,8 +385,11 @@ def top_k_with_ids(values: jax.Array, ids: jax.Array, k: int) -> tuple[jax.Array
 
 
 BLOCK_SIZE = 1 << 16
-_BLOCK_QUANTUM = 4096  # block lengths are multiples of this (XLA:CPU vectorises them better)
 """Arms per block of :func:`beta_top_k`: the block's intermediates stay in cache."""
+
+_BLOCK_QUANTUM = 4096
+"""Block lengths are multiples of this: at 1e7 arms on XLA:CPU, blocks of 65,376 arms ran up
+to 1.5x slower than blocks of 65,536."""
 
 
 def beta_top_k(
@@ -414,10 +417,8 @@ def beta_top_k(
     """
     num_arms = alpha.shape[0]
     num_blocks = -(-num_arms // block_size)
-    # Equal blocks whose length is a multiple of _BLOCK_QUANTUM cover the arms; all but the
-    # last start at multiples of the block length (aligned slices are markedly faster on
-    # XLA:CPU), the last ends at the last arm and masks out the arms it shares with the
-    # previous block.
+    # Equal blocks whose length is a multiple of _BLOCK_QUANTUM cover the arms; the last one
+    # ends at the last arm and masks out the arms it shares with the previous block.
     block = min(num_arms, -(-num_arms // (_BLOCK_QUANTUM * num_blocks)) * _BLOCK_QUANTUM)
     num_blocks = -(-num_arms // block)
     offset = jnp.asarray(arm_offset, jnp.int32)
