@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# The whole Beta–Bernoulli sampling benchmark on a GPU machine, in one call from the repo root:
+# Both benchmark suites (beta_bernoulli_sample, probit_scoring) on a GPU machine, in one call
+# from the repo root:
 #
-#   bash benchmarks/gpu.sh [extra flags for benchmarks/run.py]
+#   bash benchmarks/gpu.sh [extra flags for benchmarks/run.py, passed to both suites]
 #
 # Needs jax with CUDA and the project's dependencies already installed; no network and no
 # install step (the package comes from the checkout through PYTHONPATH). Results go to $OUT when
 # it is set (the device tool returns what is written there), else benchmarks/results/gpu:
-# beta_bernoulli_sample.json, beta_bernoulli_sample.md and bench.stderr.log (progress bar,
-# warnings, any traceback).
+# <suite>.json, <suite>.md and <suite>.stderr.log (progress bar, warnings, any traceback).
 #
-# Time budget, well under 8 minutes: each row gets ROW_SECONDS (default 20); no row starts after
-# SUITE_SECONDS (default 300); the run is interrupted after HARD_LIMIT_SECONDS (default 420).
-# Results are rewritten after every row, so an interrupted run keeps the rows it finished.
+# Time budget, well under 8 minutes: each suite runs in its own process; each row gets
+# ROW_SECONDS (default 20); no row starts after SUITE_SECONDS (default 180) of its suite; each
+# suite is interrupted after HARD_LIMIT_SECONDS (default 210). Results are rewritten after every
+# row, so an interrupted run keeps the rows it finished.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,15 +24,21 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi -L || echo "nvidia-smi: not available"
 "$python_bin" -c 'import jax; print("jax", jax.__version__, jax.devices())'
 
-timeout --signal=INT --kill-after=30 "${HARD_LIMIT_SECONDS:-420}" \
-  "$python_bin" benchmarks/run.py --gpu --out "$out_dir" \
-  --max-seconds "${ROW_SECONDS:-20}" --total-seconds "${SUITE_SECONDS:-300}" "$@" \
-  2>"$out_dir/bench.stderr.log"
-status=$?
+final=0
+for suite in beta_bernoulli_sample probit_scoring; do
+  timeout --signal=INT --kill-after=30 "${HARD_LIMIT_SECONDS:-210}" \
+    "$python_bin" benchmarks/run.py --suite "$suite" --gpu --out "$out_dir" \
+    --max-seconds "${ROW_SECONDS:-20}" --total-seconds "${SUITE_SECONDS:-180}" "$@" \
+    2>"$out_dir/$suite.stderr.log"
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "benchmarks/run.py --suite $suite exited with status $status; last lines of its stderr:"
+    tail -c 3000 "$out_dir/$suite.stderr.log" | tr '\r' '\n' | tail -n 25
+    final=$status
+  fi
+done
 
-if [ "$status" -ne 0 ]; then
-  echo "benchmarks/run.py exited with status $status; last lines of its stderr:"
-  tail -c 3000 "$out_dir/bench.stderr.log" | tr '\r' '\n' | tail -n 25
-fi
-cat "$out_dir/beta_bernoulli_sample.md" 2>/dev/null || echo "no results written"
-exit "$status"
+for suite in beta_bernoulli_sample probit_scoring; do
+  cat "$out_dir/$suite.md" 2>/dev/null || echo "$suite: no results written"
+done
+exit "$final"

@@ -1,4 +1,4 @@
-"""Run the Beta–Bernoulli sampling benchmark; the same as ``prime-science bench``.
+"""Run the benchmark suites (Beta–Bernoulli sampling, probit scoring); as ``prime-science bench``.
 
 From the repository root, with the package installed (``pip install -e .``) or on the path::
 

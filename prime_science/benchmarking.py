@@ -1,6 +1,9 @@
-"""Throughput of Beta–Bernoulli Thompson sampling, with its baselines timed in the same run.
+"""Throughput of Thompson-sampling kernels, with their baselines timed in the same run.
 
-One benchmark, ``beta_bernoulli_sample``: draw once from every arm's Beta posterior and return
+Two suites share one driver (:class:`Suite` names a suite's kernels and inputs; :func:`run_suite`
+compiles, times, budgets, computes the ratios and writes ``<suite>.json`` and ``.md``).
+
+``beta_bernoulli_sample``: draw once from every arm's Beta posterior and return
 the best arm (``k = 1``), for ``N`` arms and ``B`` independent requests. Kernels, per
 ``(N, B)``:
 
@@ -13,6 +16,18 @@ the best arm (``k = 1``), for ``N`` arms and ``B`` independent requests. Kernels
   (a kernel with a cheaper bit generator can come close to it).
 * ``jax_beta``: ``argmax(jax.random.beta(key, alpha, beta))``, jitted; ``N <= 1e6``, ``B = 1``.
 * ``numpy``: ``argmax(np.random.Generator.beta(alpha, beta))``, ``B`` draws in a Python loop.
+
+``probit_scoring``: Thompson scoring of ``N`` candidates, each ``K = 8`` active feature ids
+out of ``M = 5000``, and the top ``k = 10``, for ``B`` independent requests
+(:func:`probit_workload`: random means, variances in ``[0.01, 1]``). Kernels, per ``(N, B)``:
+
+* ``ours``: ``probit_adf(M, exploration="thompson").sample`` (``B = 1``) or ``.sample_batch``
+  (``B > 1``), jitted.
+* ``ours_greedy``: the same with ``exploration="greedy"`` (posterior-mean scores, computed once
+  per call, then a top-``k`` with random tie-breaking per request): context, not a baseline.
+* ``numpy``: per request ``w = mu + sigma * Generator.standard_normal(M)``, then
+  :func:`numpy_top_k` (``w[ids].sum(axis=1)``, ``np.argpartition``, a sort of the ``k``);
+  ``B`` requests in a Python loop.
 
 Methods (also written into every results file):
 
@@ -34,7 +49,7 @@ Methods (also written into every results file):
 
 Rows are ordered JAX kernels first (``N``, then ``B`` ascending), numpy last, so that a spent
 budget costs baselines rather than the kernel. ``main`` is the CLI (``prime-science bench``,
-``benchmarks/run.py``); it writes ``beta_bernoulli_sample.json`` and ``.md`` after every row.
+``benchmarks/run.py``); it writes ``<suite>.json`` and ``.md`` after every row.
 """
 
 from __future__ import annotations
@@ -60,13 +75,20 @@ from prime_science.core.errors import fail
 
 __all__ = [
     "BENCHMARK_NAME",
+    "PROBIT_BENCHMARK_NAME",
+    "SUITES",
     "BenchmarkRow",
+    "Suite",
     "SuiteConfig",
     "Timing",
     "compile_jitted",
     "default_sizes",
     "device_info",
+    "beta_bernoulli_suite",
     "main",
+    "numpy_top_k",
+    "probit_scoring_suite",
+    "probit_workload",
     "realistic_posterior",
     "run_suite",
     "time_calls",
@@ -91,6 +113,17 @@ STATE_BYTES_PER_ARM = 9
 POSTERIOR_HOST_BYTES_PER_ARM = 40
 JAX_KERNELS = ("normal_argmax", "ours", "ours_approximate", "jax_beta")
 GIB = 2.0**30
+PROBIT_BENCHMARK_NAME = "probit_scoring"
+PROBIT_CPU_SIZES = (100_000, 1_000_000)
+PROBIT_ACCELERATOR_SIZES = (*PROBIT_CPU_SIZES, 10_000_000)
+PROBIT_NUM_FEATURES = 5_000
+PROBIT_NUM_ACTIVE = 8
+PROBIT_TOP_K = 10
+PROBIT_HOST_BYTES_PER_CANDIDATE = 8 * PROBIT_NUM_ACTIVE  # int32 ids, numpy's float32 gather
+DEFAULT_SIZES = {
+    BENCHMARK_NAME: {False: CPU_SIZES, True: ACCELERATOR_SIZES},
+    PROBIT_BENCHMARK_NAME: {False: PROBIT_CPU_SIZES, True: PROBIT_ACCELERATOR_SIZES},
+}
 
 COMPILE_METHOD = (
     "wall time of jax.jit(fn).lower(*args).compile() (trace + lower + XLA compile); "
@@ -260,9 +293,10 @@ class BenchmarkRow(NamedTuple):
     note: str = ""
 
 
-def default_sizes(accelerator: bool) -> tuple[int, ...]:
-    """``1e5, 1e6, 1e7`` arms; ``1e8`` too on an accelerator."""
-    return ACCELERATOR_SIZES if accelerator else CPU_SIZES
+def default_sizes(accelerator: bool, suite: str = BENCHMARK_NAME) -> tuple[int, ...]:
+    """Default ``N`` of a suite: ``1e5, 1e6, 1e7`` arms (``1e8`` too on an accelerator) for
+    ``beta_bernoulli_sample``; ``1e5, 1e6`` candidates (``1e7`` too) for ``probit_scoring``."""
+    return DEFAULT_SIZES[suite][accelerator]
 
 
 def _cpu_model() -> str:
@@ -311,7 +345,9 @@ def _device_available_bytes(device: Any) -> int | None:
     return _host_available_bytes()
 
 
-def _memory_estimate(compiled: Any, num_arms: int, batch: int) -> tuple[int, int, str]:
+def _memory_estimate(
+    compiled: Any, num_arms: int, batch: int, bytes_per_item: int
+) -> tuple[int, int, str]:
     """``(footprint, new_bytes, source)`` of one call of ``compiled``."""
     try:
         stats = compiled.memory_analysis()
@@ -319,9 +355,49 @@ def _memory_estimate(compiled: Any, num_arms: int, batch: int) -> tuple[int, int
         stats = None
     if stats is None:
         new = 4 * num_arms * batch
-        return STATE_BYTES_PER_ARM * num_arms + new, new, "formula: B*N float32 (worst case)"
+        return bytes_per_item * num_arms + new, new, "formula: B*N float32 (worst case)"
     new = stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes
     return stats.argument_size_in_bytes + new, new, "xla memory_analysis"
+
+
+class Suite(NamedTuple):
+    """One benchmark: its kernels and inputs; :func:`run_suite` does the timing and the rows.
+
+    Per size ``N`` the driver makes the host inputs once (``make_inputs``), converts them for
+    the JAX rows (``to_device``) or for the numpy rows (``to_numpy``), never holding both, and
+    times ``jax_callable`` (JAX rows) or ``numpy_request`` (the ``numpy`` rows, host-side).
+
+    Attributes:
+      name: the benchmark's name and the stem of its result files.
+      unit: what ``N`` counts (``"arms"``, ``"candidates"``): the rate column is ``unit/s``.
+      floor: the kernel the ``time_over_normal_argmax`` column divides by, or ``None``.
+      plan: ``config -> [(kernel, N, B), ...]`` in run order, ``numpy`` rows last.
+      make_inputs: ``(N, seed) -> (host_inputs, info)``; ``info`` (JSON-ready) is recorded
+        under ``posteriors[str(N)]``.
+      to_device: ``host_inputs -> device_inputs`` (on the default device, ready).
+      to_numpy: ``host_inputs -> numpy_inputs``.
+      jax_callable: ``(kernel, B, device_inputs) -> (fn, args)``: the JAX row times
+        ``jit(fn)(key, *args)``.
+      numpy_request: ``(numpy_inputs, rng) -> request``; ``request()`` serves one request.
+      numpy_memory: ``N -> bytes`` of a numpy request (inputs + temporaries), with its formula.
+      bytes_per_item: device bytes of the inputs per item, for the fallback memory estimate.
+      host_bytes_per_item: host bytes ``make_inputs`` needs per item, checked before it runs.
+      methods: suite-specific entries of the results' ``methods``.
+    """
+
+    name: str
+    unit: str
+    floor: str | None
+    plan: Callable[[SuiteConfig], list[tuple[str, int, int]]]
+    make_inputs: Callable[[int, int], tuple[Any, dict[str, Any]]]
+    to_device: Callable[[Any], Any]
+    to_numpy: Callable[[Any], Any]
+    jax_callable: Callable[[str, int, Any], tuple[Callable[..., Any], tuple[Any, ...]]]
+    numpy_request: Callable[[Any, np.random.Generator], Callable[[], Any]]
+    numpy_memory: Callable[[int], tuple[int, str]]
+    bytes_per_item: int
+    host_bytes_per_item: int
+    methods: dict[str, Any]
 
 
 def _approximate_policy(factory: Callable[..., Any]) -> Any | None:
@@ -366,6 +442,204 @@ def _jax_callable(kernel: str, batch: int, policies: dict[str, Any], state: Any)
     return (lambda key, s: policy.sample_batch(key, s, 1, batch)), (state,)
 
 
+def _posterior_info(num_arms: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    start = time.perf_counter()
+    alpha, beta = realistic_posterior(num_arms, seed)
+    impressions = alpha + beta - 2
+    info = {
+        "generate_seconds": time.perf_counter() - start,
+        "median_impressions": float(np.median(impressions)),
+        "mean_impressions": float(impressions.mean(dtype=np.float64)),
+        "pooled_ctr": float((alpha - 1).sum(dtype=np.float64) / impressions.sum(dtype=np.float64)),
+        "fraction_never_shown": float(np.mean(impressions == 0)),
+    }
+    return (alpha, beta), info
+
+
+def beta_bernoulli_suite(factory: Callable[..., Any] | None = None) -> Suite:
+    """The ``beta_bernoulli_sample`` suite (module docstring).
+
+    Args:
+      factory: the policy factory; ``prime_science.bandits.beta_bernoulli.beta_bernoulli``
+        unless given. It is called as ``factory(prior_alpha=1.0, prior_beta=1.0)`` and, for
+        the ``ours_approximate`` rows, with ``approximate=True`` too (that policy samples from
+        the state of the exact one).
+    """
+    if factory is None:
+        from prime_science.bandits.beta_bernoulli import beta_bernoulli as factory
+    policies = {"ours": factory(prior_alpha=1.0, prior_beta=1.0)}
+    approximate = _approximate_policy(factory)
+    if approximate is not None:
+        policies["ours_approximate"] = approximate
+
+    def numpy_request(inputs, rng):
+        alpha, beta = inputs
+        return lambda: int(np.argmax(rng.beta(alpha, beta)))
+
+    return Suite(
+        name=BENCHMARK_NAME,
+        unit="arms",
+        floor="normal_argmax",
+        plan=lambda config: _plan(config, with_approximate=approximate is not None),
+        make_inputs=_posterior_info,
+        to_device=lambda posterior: _device_state(policies["ours"], posterior),
+        to_numpy=lambda posterior: tuple(x.astype(np.float64) for x in posterior),
+        jax_callable=lambda kernel, batch, state: _jax_callable(kernel, batch, policies, state),
+        numpy_request=numpy_request,
+        numpy_memory=lambda num_arms: (24 * num_arms, "formula: float64 alpha, beta, draw"),
+        bytes_per_item=STATE_BYTES_PER_ARM,
+        host_bytes_per_item=POSTERIOR_HOST_BYTES_PER_ARM,
+        methods={
+            "k": 1,
+            "posterior": "realistic_posterior(N, seed): n ~ floor(LogNormal(3, 2)), "
+            "p ~ Beta(1, 30), clicks ~ Binomial(n, p), alpha = 1 + clicks, beta = 1 + n - clicks",
+            "speedup_vs_numpy": "numpy median / row median, same N and B",
+            "time_over_normal_argmax": "row median / normal_argmax median, same N and B",
+            "state_bytes_per_arm": STATE_BYTES_PER_ARM,
+        },
+    )
+
+
+def probit_workload(
+    num_candidates: int,
+    seed: int,
+    num_features: int = PROBIT_NUM_FEATURES,
+    num_active: int = PROBIT_NUM_ACTIVE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A probit posterior and a candidate set to score against it.
+
+    Means ``mu_i ~ N(0, 1)``, variances ``sigma_i^2 = 10^U``, ``U ~ Uniform(-2, 0)`` (log-uniform
+    on ``[0.01, 1]``), and ``candidate_ids[c, j]`` uniform on ``[0, num_features)`` (no padding;
+    an id may repeat within a row, which the scorer counts twice, as the policy does).
+
+    Returns:
+      ``(mean, variance, candidate_ids)``: float32 ``[num_features]`` twice and int32
+      ``[num_candidates, num_active]``.
+    """
+    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int | np.integer):
+        fail("num_candidates", "a positive integer", repr(num_candidates))
+    if num_candidates < 1:
+        fail("num_candidates", "a positive integer", repr(num_candidates))
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal(num_features, dtype=np.float32)
+    variance = (10.0 ** rng.uniform(-2.0, 0.0, num_features)).astype(np.float32)
+    ids = rng.integers(0, num_features, (num_candidates, num_active), dtype=np.int32)
+    return mean, variance, ids
+
+
+def numpy_top_k(
+    weights: np.ndarray, candidate_ids: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best rows of ``candidate_ids`` under ``scores = weights[ids].sum(axis=1)``.
+
+    ``np.argpartition`` finds the ``k`` best in linear time and only those ``k`` are sorted
+    (best first; equal scores in row order, as ``jax.lax.top_k``).
+
+    Returns:
+      ``(rows, scores)``: int ``[k]`` row indices and their scores.
+    """
+    scores = weights[candidate_ids].sum(axis=1)
+    best = np.argpartition(scores, scores.shape[0] - k)[-k:]
+    best = best[np.lexsort((best, -scores[best]))]
+    return best, scores[best]
+
+
+def _probit_inputs(num_candidates: int, seed: int) -> tuple[tuple[np.ndarray, ...], dict]:
+    start = time.perf_counter()
+    mean, variance, ids = probit_workload(num_candidates, seed)
+    info = {
+        "generate_seconds": time.perf_counter() - start,
+        "num_features": PROBIT_NUM_FEATURES,
+        "num_active": PROBIT_NUM_ACTIVE,
+        "mean_of_means": float(mean.mean(dtype=np.float64)),
+        "median_variance": float(np.median(variance)),
+    }
+    return (mean, variance, ids), info
+
+
+def probit_scoring_suite(factory: Callable[..., Any] | None = None) -> Suite:
+    """The ``probit_scoring`` suite: Thompson scoring + top-``k`` of ``N`` candidates.
+
+    Args:
+      factory: ``prime_science.bandits.probit.probit_adf`` unless given; called as
+        ``factory(num_features=M, exploration=...)`` with ``"thompson"`` (``ours``) and
+        ``"greedy"`` (``ours_greedy``).
+    """
+    if factory is None:
+        from prime_science.bandits.probit import probit_adf as factory
+    policies = {
+        kernel: factory(num_features=PROBIT_NUM_FEATURES, exploration=exploration)
+        for kernel, exploration in (("ours", "thompson"), ("ours_greedy", "greedy"))
+    }
+    k = PROBIT_TOP_K
+
+    def plan(config):
+        rows = [(kernel, n, b) for n in config.sizes for b in config.batches for kernel in policies]
+        return rows + [("numpy", n, b) for n in config.sizes for b in config.batches]
+
+    def to_device(inputs):
+        mean, variance, ids = inputs
+        state = policies["ours"].init()
+        state = state._replace(mean=jnp.asarray(mean), variance=jnp.asarray(variance))
+        return jax.block_until_ready((state, jnp.asarray(ids)))
+
+    def jax_callable(kernel, batch, device_inputs):
+        policy = policies[kernel]
+        if batch == 1:
+            return (lambda key, s, ids: policy.sample(key, s, ids, k)), device_inputs
+        return (lambda key, s, ids: policy.sample_batch(key, s, ids, k, batch)), device_inputs
+
+    def numpy_request(inputs, rng):
+        mean, std, ids = inputs
+
+        def request():
+            weights = mean + std * rng.standard_normal(mean.shape[0], dtype=np.float32)
+            return numpy_top_k(weights, ids, k)
+
+        return request
+
+    return Suite(
+        name=PROBIT_BENCHMARK_NAME,
+        unit="candidates",
+        floor=None,
+        plan=plan,
+        make_inputs=_probit_inputs,
+        to_device=to_device,
+        to_numpy=lambda inputs: (inputs[0], np.sqrt(inputs[1]), inputs[2]),
+        jax_callable=jax_callable,
+        numpy_request=numpy_request,
+        numpy_memory=lambda n: (
+            (4 + 4 + 1) * PROBIT_NUM_ACTIVE * n + 8 * PROBIT_NUM_FEATURES,
+            "formula: int32 ids, float32 gathered [N, K] and scores [N], int64 partition",
+        ),
+        bytes_per_item=4 * PROBIT_NUM_ACTIVE,
+        host_bytes_per_item=PROBIT_HOST_BYTES_PER_CANDIDATE,
+        methods={
+            "k": k,
+            "num_features": PROBIT_NUM_FEATURES,
+            "num_active": PROBIT_NUM_ACTIVE,
+            "rate_unit": "candidates",
+            "workload": "probit_workload(N, seed): mu ~ N(0, 1), sigma^2 log-uniform on "
+            "[0.01, 1], candidate ids uniform on [0, M), K per row",
+            "ours": "probit_adf(M, exploration='thompson').sample / .sample_batch(key, state, "
+            "ids, k, B), jitted",
+            "ours_greedy": "the same with exploration='greedy' (posterior-mean scores, once "
+            "per call; random tie-breaking per request)",
+            "numpy": "per request: w = mu + sigma * Generator.standard_normal(M) (float32), "
+            "scores = w[ids].sum(axis=1), top k by np.argpartition + sort of the k; "
+            "B requests in a Python loop",
+            "speedup_vs_numpy": "numpy median / row median, same N and B",
+        },
+    )
+
+
+SUITES: dict[str, Callable[..., Suite]] = {
+    BENCHMARK_NAME: beta_bernoulli_suite,
+    PROBIT_BENCHMARK_NAME: probit_scoring_suite,
+}
+"""Suite builders by name; each takes an optional policy ``factory``."""
+
+
 def _row_from_timing(
     kernel: str, num_arms: int, batch: int, timing: Timing, scale: float = 1.0, **fields: Any
 ) -> BenchmarkRow:
@@ -395,6 +669,7 @@ def _jax_row(
     repeats: int,
     budget: float,
     predicted: float | None,
+    bytes_per_item: int,
 ) -> BenchmarkRow:
     if predicted is not None and predicted > budget:
         note = (
@@ -405,7 +680,7 @@ def _jax_row(
     fn, args = fn_args
     keys = list(jax.random.split(key, repeats + 1))
     compiled, compile_seconds = compile_jitted(fn, keys[0], *args)
-    footprint, new_bytes, source = _memory_estimate(compiled, num_arms, batch)
+    footprint, new_bytes, source = _memory_estimate(compiled, num_arms, batch, bytes_per_item)
     available = _device_available_bytes(jax.devices()[0])
 
     def skipped(note: str) -> BenchmarkRow:
@@ -453,14 +728,12 @@ def _numpy_row(
     num_arms: int,
     batch: int,
     *,
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    seed: Sequence[int],
+    draw: Callable[[], Any],
+    memory: tuple[int, str],
     repeats: int,
     budget: float,
 ) -> BenchmarkRow:
-    rng = np.random.default_rng(seed)
-    draw = lambda: int(np.argmax(rng.beta(alpha, beta)))
+    """Time ``batch`` calls of ``draw`` (one request each) per repeat, or extrapolate."""
     start = time.perf_counter()
     draw()
     one_draw = time.perf_counter() - start
@@ -476,9 +749,9 @@ def _numpy_row(
         estimate_seconds=draws * one_draw,
     )
     timing = timing._replace(first_call_seconds=one_draw)
-    memory = {"memory_bytes": 24 * num_arms, "memory_source": "formula: float64 alpha, beta, draw"}
+    memory_fields = {"memory_bytes": memory[0], "memory_source": memory[1]}
     if draws == batch:
-        return _row_from_timing("numpy", num_arms, batch, timing, **memory)
+        return _row_from_timing("numpy", num_arms, batch, timing, **memory_fields)
     note = (
         f"{draws} of {batch} draws per repeat timed, scaled by {batch / draws:g} "
         f"(B draws would take about {_format_seconds(batch * one_draw)} per repeat)"
@@ -492,21 +765,21 @@ def _numpy_row(
         status="extrapolated",
         extrapolated_from_batch=draws,
         note=note,
-        **memory,
+        **memory_fields,
     )
 
 
-def _with_ratios(rows: list[BenchmarkRow]) -> list[BenchmarkRow]:
+def _with_ratios(rows: list[BenchmarkRow], floor: str | None) -> list[BenchmarkRow]:
     medians = {(r.kernel, r.num_arms, r.batch): r.median_seconds for r in rows}
     out = []
     for row in rows:
         numpy_median = medians.get(("numpy", row.num_arms, row.batch))
-        normal_median = medians.get(("normal_argmax", row.num_arms, row.batch))
+        floor_median = medians.get((floor, row.num_arms, row.batch))
         if row.median_seconds:
             row = row._replace(
                 speedup_vs_numpy=numpy_median / row.median_seconds if numpy_median else None,
                 time_over_normal_argmax=(
-                    row.median_seconds / normal_median if normal_median else None
+                    row.median_seconds / floor_median if floor_median else None
                 ),
             )
         out.append(row)
@@ -514,6 +787,7 @@ def _with_ratios(rows: list[BenchmarkRow]) -> list[BenchmarkRow]:
 
 
 def _results(
+    suite: Suite,
     config: SuiteConfig,
     device: dict[str, Any],
     rows: list[BenchmarkRow],
@@ -521,28 +795,20 @@ def _results(
     planned_rows: int,
 ) -> dict[str, Any]:
     return {
-        "benchmark": BENCHMARK_NAME,
+        "benchmark": suite.name,
         "device": device,
         "config": config._asdict(),
         "planned_rows": planned_rows,
-        "methods": {
-            "compile": COMPILE_METHOD,
-            "timing": TIMING_METHOD,
-            "k": 1,
-            "posterior": "realistic_posterior(N, seed): n ~ floor(LogNormal(3, 2)), "
-            "p ~ Beta(1, 30), clicks ~ Binomial(n, p), alpha = 1 + clicks, beta = 1 + n - clicks",
-            "speedup_vs_numpy": "numpy median / row median, same N and B",
-            "time_over_normal_argmax": "row median / normal_argmax median, same N and B",
-            "state_bytes_per_arm": STATE_BYTES_PER_ARM,
-        },
+        "methods": {"compile": COMPILE_METHOD, "timing": TIMING_METHOD, **suite.methods},
         "posteriors": posteriors,
-        "rows": [row._asdict() for row in _with_ratios(rows)],
+        "rows": [row._asdict() for row in _with_ratios(rows, suite.floor)],
     }
 
 
 def run_suite(
     config: SuiteConfig,
     *,
+    suite: Suite | None = None,
     factory: Callable[..., Any] | None = None,
     progress: bool = False,
     on_row: Callable[[dict[str, Any]], None] | None = None,
@@ -551,10 +817,9 @@ def run_suite(
 
     Args:
       config: sizes, batches, repeats and budgets.
-      factory: the policy factory; ``prime_science.bandits.beta_bernoulli.beta_bernoulli``
-        unless given. It is called as ``factory(prior_alpha=1.0, prior_beta=1.0)`` and, for
-        the ``ours_approximate`` rows, with ``approximate=True`` too (that policy samples from
-        the state of the exact one).
+      suite: what to run; ``beta_bernoulli_suite(factory)`` unless given.
+      factory: the policy factory of the default suite (see :func:`beta_bernoulli_suite`);
+        ignored when ``suite`` is given.
       progress: show a tqdm bar over rows (on stderr).
       on_row: called with the results so far after every row (``main`` writes files there).
 
@@ -567,21 +832,17 @@ def run_suite(
         values = getattr(config, name)
         if not values or not all(isinstance(v, int) and v >= 1 for v in values):
             fail(f"config.{name}", "a non-empty tuple of positive integers", values)
-    if factory is None:
-        from prime_science.bandits.beta_bernoulli import beta_bernoulli as factory
-    policies = {"ours": factory(prior_alpha=1.0, prior_beta=1.0)}
-    approximate = _approximate_policy(factory)
-    if approximate is not None:
-        policies["ours_approximate"] = approximate
-    plan = _plan(config, with_approximate=approximate is not None)
+    if suite is None:
+        suite = beta_bernoulli_suite(factory)
+    plan = suite.plan(config)
     device = device_info()
     root_key = jax.random.key(config.seed)
     suite_start = time.perf_counter()
     rows: list[BenchmarkRow] = []
     posteriors: dict[str, dict[str, Any]] = {}
-    host: dict[int, tuple[np.ndarray, np.ndarray] | str] = {}
+    host: dict[int, Any] = {}
     arrays: dict[tuple[str, int], Any] = {}
-    bar = tqdm(plan, desc=BENCHMARK_NAME, unit="row", disable=not progress)
+    bar = tqdm(plan, desc=suite.name, unit="row", disable=not progress)
     for index, (kernel, num_arms, batch) in enumerate(bar):
         bar.set_postfix_str(f"{kernel} N={_format_count(num_arms)} B={batch}")
         elapsed = time.perf_counter() - suite_start
@@ -590,27 +851,25 @@ def run_suite(
         if left <= 0:
             note = f"suite budget exhausted (--total-seconds {config.total_seconds:g})"
             rows.append(BenchmarkRow(kernel, num_arms, batch, "skipped", note=note))
-        elif isinstance(posterior := _posterior(num_arms, config.seed, host, posteriors), str):
-            rows.append(BenchmarkRow(kernel, num_arms, batch, "skipped", note=posterior))
+        elif isinstance(inputs := _inputs(suite, num_arms, config.seed, host, posteriors), str):
+            rows.append(BenchmarkRow(kernel, num_arms, batch, "skipped", note=inputs))
         elif kernel == "numpy":
             if ("numpy", num_arms) not in arrays:
-                arrays = {("numpy", num_arms): tuple(x.astype(np.float64) for x in posterior)}
-            alpha, beta = arrays["numpy", num_arms]
+                arrays = {("numpy", num_arms): suite.to_numpy(inputs)}
+            rng = np.random.default_rng((config.seed, index))
             rows.append(
                 _numpy_row(
                     num_arms,
                     batch,
-                    alpha=alpha,
-                    beta=beta,
-                    seed=(config.seed, index),
+                    draw=suite.numpy_request(arrays["numpy", num_arms], rng),
+                    memory=suite.numpy_memory(num_arms),
                     repeats=config.repeats,
                     budget=budget,
                 )
             )
         else:
             if ("jax", num_arms) not in arrays:
-                arrays = {("jax", num_arms): _device_state(policies["ours"], posterior)}
-            state = arrays["jax", num_arms]
+                arrays = {("jax", num_arms): suite.to_device(inputs)}
             first = next((r for r in rows if r[:3] == (kernel, num_arms, 1)), None)
             predicted = batch * first.median_seconds if first and first.median_seconds else None
             rows.append(
@@ -619,46 +878,35 @@ def run_suite(
                     num_arms,
                     batch,
                     key=jax.random.fold_in(root_key, index),
-                    fn_args=_jax_callable(kernel, batch, policies, state),
+                    fn_args=suite.jax_callable(kernel, batch, arrays["jax", num_arms]),
                     repeats=config.repeats,
                     budget=budget,
                     predicted=predicted if batch > 1 else None,
+                    bytes_per_item=suite.bytes_per_item,
                 )
             )
         if num_arms not in {n for _, n, _ in plan[index + 1 :]}:
             host.pop(num_arms, None)
         if on_row is not None:
-            on_row(_results(config, device, rows, posteriors, len(plan)))
+            on_row(_results(suite, config, device, rows, posteriors, len(plan)))
     bar.close()
-    return _results(config, device, rows, posteriors, len(plan))
+    return _results(suite, config, device, rows, posteriors, len(plan))
 
 
-def _posterior(
-    num_arms: int, seed: int, host: dict[int, Any], posteriors: dict[str, dict[str, Any]]
-) -> tuple[np.ndarray, np.ndarray] | str:
-    """The cached posterior for ``num_arms``, or why it could not be made."""
+def _inputs(
+    suite: Suite, num_arms: int, seed: int, host: dict[int, Any], posteriors: dict[str, Any]
+) -> Any:
+    """The cached host inputs for ``num_arms``, or why they could not be made."""
     if num_arms not in host:
-        needed = POSTERIOR_HOST_BYTES_PER_ARM * num_arms
+        needed = suite.host_bytes_per_item * num_arms
         available = _host_available_bytes()
         if available is not None and needed > MEMORY_HEADROOM * available:
             host[num_arms] = (
-                f"realistic_posterior needs about {needed / GIB:.1f} GiB of host memory, "
+                f"{suite.name} inputs need about {needed / GIB:.1f} GiB of host memory, "
                 f"{available / GIB:.1f} GiB available"
             )
         else:
-            start = time.perf_counter()
-            alpha, beta = realistic_posterior(num_arms, seed)
-            host[num_arms] = (alpha, beta)
-            impressions = alpha + beta - 2
-            posteriors[str(num_arms)] = {
-                "generate_seconds": time.perf_counter() - start,
-                "median_impressions": float(np.median(impressions)),
-                "mean_impressions": float(impressions.mean(dtype=np.float64)),
-                "pooled_ctr": float(
-                    (alpha - 1).sum(dtype=np.float64) / impressions.sum(dtype=np.float64)
-                ),
-                "fraction_never_shown": float(np.mean(impressions == 0)),
-            }
+            host[num_arms], posteriors[str(num_arms)] = suite.make_inputs(num_arms, seed)
     return host[num_arms]
 
 
@@ -698,8 +946,19 @@ def _format_ratio(value: float | None, approximate: bool = False) -> str:
 
 def to_markdown(results: dict[str, Any]) -> str:
     """The results as a Markdown page: device, methods and one table row per measurement."""
-    device, rows = results["device"], results["rows"]
+    device, rows, methods = results["device"], results["rows"], results["methods"]
+    with_floor = "time_over_normal_argmax" in methods
+    unit = methods.get("rate_unit", "arms")
     extrapolated = {(r["num_arms"], r["batch"]) for r in rows if r["status"] == "extrapolated"}
+    ratios = "- speed-up vs numpy = numpy median / row median (≈: numpy extrapolated); " + (
+        "time / normal_argmax = row median / normal_argmax median (same N, B)"
+        if with_floor
+        else f"same N, B; {unit}/s = N * B / median"
+    )
+    header = (
+        f"| kernel | N | B | median | min | IQR | repeats | compile | {unit}/s "
+        "| speed-up vs numpy |" + (" time / normal_argmax |" if with_floor else "") + " note |"
+    )
     lines = [
         f"# {results['benchmark']}",
         "",
@@ -710,15 +969,14 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"{len(rows)} of {results['planned_rows']} planned rows done",
         f"- timing: {results['methods']['timing']}",
         f"- compile: {results['methods']['compile']}",
-        "- speed-up vs numpy = numpy median / row median (≈: numpy extrapolated); "
-        "time / normal_argmax = row median / normal_argmax median (same N, B)",
+        ratios,
         "",
-        "| kernel | N | B | median | min | IQR | repeats | compile | arms/s "
-        "| speed-up vs numpy | time / normal_argmax | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        header,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---:|" if with_floor else "")
+        + "---|",
     ]
     for row in rows:
-        arms_per_second = row["arms_per_second"]
         cells = [
             row["kernel"],
             _format_count(row["num_arms"]),
@@ -728,23 +986,27 @@ def to_markdown(results: dict[str, Any]) -> str:
             _format_seconds(row["iqr_seconds"]),
             str(row["repeats"]) if row["repeats"] else "",
             _format_seconds(row["compile_seconds"]),
-            _format_rate(arms_per_second),
+            _format_rate(row["arms_per_second"]),
             _format_ratio(row["speedup_vs_numpy"], (row["num_arms"], row["batch"]) in extrapolated),
-            _format_ratio(row["time_over_normal_argmax"]),
+        ]
+        if with_floor:
+            cells.append(_format_ratio(row["time_over_normal_argmax"]))
+        cells.append(
             (row["status"] + (": " + row["note"] if row["note"] else ""))
             if row["status"] != "ok"
-            else row["note"],
-        ]
+            else row["note"]
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_results(results: dict[str, Any], out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``beta_bernoulli_sample.json`` and ``.md`` into ``out_dir`` (created if needed)."""
+    """Write ``<benchmark>.json`` and ``.md`` into ``out_dir`` (created if needed), e.g.
+    ``beta_bernoulli_sample.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"{BENCHMARK_NAME}.json"
-    markdown_path = out / f"{BENCHMARK_NAME}.md"
+    json_path = out / f"{results['benchmark']}.json"
+    markdown_path = out / f"{results['benchmark']}.md"
     for path, text in (
         (json_path, json.dumps(results, indent=2, allow_nan=False) + "\n"),
         (markdown_path, to_markdown(results)),
@@ -777,13 +1039,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prime-science bench",
         description="Time Beta-Bernoulli Thompson sampling (k = 1) against numpy and a "
-        "normal-draw floor; write beta_bernoulli_sample.json and .md.",
+        "normal-draw floor (beta_bernoulli_sample), and probit Thompson scoring + top-10 "
+        "against numpy (probit_scoring); write <suite>.json and .md.",
+    )
+    parser.add_argument(
+        "--suite",
+        choices=(*SUITES, "all"),
+        default="all",
+        help="which benchmark to run (default %(default)s)",
     )
     parser.add_argument(
         "--sizes",
         type=_count,
         nargs="+",
-        help="numbers of arms N (default 1e5 1e6 1e7, plus 1e8 with --gpu or on a GPU)",
+        help="numbers of arms / candidates N (default beta_bernoulli_sample: 1e5 1e6 1e7, "
+        "probit_scoring: 1e5 1e6; one size more with --gpu or on a GPU)",
     )
     parser.add_argument(
         "--batches", type=_count, nargs="+", help="requests per call B (default 1 256)"
@@ -797,7 +1067,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: N in 1e5 1e6, B in 1 16, 3 repeats"
     )
-    parser.add_argument("--gpu", action="store_true", help="add N = 1e8 (automatic on a GPU)")
+    parser.add_argument(
+        "--gpu", action="store_true", help="add the largest size (automatic on a GPU)"
+    )
     parser.add_argument(
         "--max-seconds",
         type=_positive_seconds,
@@ -807,36 +1079,41 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--total-seconds",
         type=_positive_seconds,
-        help="budget of the whole suite; later rows are skipped",
+        help="budget of each suite; later rows are skipped",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``prime-science bench``: run the suite, write JSON and Markdown after every row.
+    """``prime-science bench``: run the suite(s), write JSON and Markdown after every row.
 
     Returns:
       The exit status (0).
     """
     args = _parser().parse_args(argv)
-    backend = jax.default_backend()
-    sizes = default_sizes(args.gpu or backend != "cpu")
-    batches, repeats = DEFAULT_BATCHES, DEFAULT_REPEATS
-    if args.quick:
-        sizes, batches, repeats = QUICK_SIZES, QUICK_BATCHES, QUICK_REPEATS
-    config = SuiteConfig(
-        sizes=tuple(args.sizes or sizes),
-        batches=tuple(args.batches or batches),
-        repeats=args.repeats or repeats,
-        max_seconds=args.max_seconds,
-        total_seconds=args.total_seconds,
-        seed=args.seed,
-    )
+    accelerator = args.gpu or jax.default_backend() != "cpu"
+    names = tuple(SUITES) if args.suite == "all" else (args.suite,)
     out_dir = Path(args.out or Path("benchmarks", "results", jax.devices()[0].platform))
-    results = run_suite(
-        config, progress=True, on_row=lambda partial: write_results(partial, out_dir)
-    )
-    for path in write_results(results, out_dir):
-        print(path)
+    for name in names:
+        sizes = default_sizes(accelerator, name)
+        batches, repeats = DEFAULT_BATCHES, DEFAULT_REPEATS
+        if args.quick:
+            sizes, batches, repeats = QUICK_SIZES, QUICK_BATCHES, QUICK_REPEATS
+        config = SuiteConfig(
+            sizes=tuple(args.sizes or sizes),
+            batches=tuple(args.batches or batches),
+            repeats=args.repeats or repeats,
+            max_seconds=args.max_seconds,
+            total_seconds=args.total_seconds,
+            seed=args.seed,
+        )
+        results = run_suite(
+            config,
+            suite=SUITES[name](),
+            progress=True,
+            on_row=lambda partial: write_results(partial, out_dir),
+        )
+        for path in write_results(results, out_dir):
+            print(path)
     return 0
