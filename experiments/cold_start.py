@@ -1,0 +1,476 @@
+"""Cold start and diversity: attribute TS (probit) vs independent Beta TS vs greedy vs ε-greedy.
+
+World (:mod:`prime_science.sim.callout_world`, SCIENCE §2.5): ``num_initial_items`` items at day
+0 and ``new_items_per_day`` arriving on each of days ``1 .. num_days - 1``, with brand, colour,
+price, category and title attributes and a probit click truth ``p(c, X) = Phi(x(c, X)^T w)``.
+The horizon is ``num_days`` days of ``hours_per_day`` hours; every hour ``impressions_per_hour``
+requests arrive, each with a segment (Prime with probability ``prime_share``) and each shown
+ONE item (``k = 1``) among the items available that day.
+
+Policies. The three attribute policies share one probit ADF model (:func:`probit_adf`, prior
+``N(0, probit_prior_variance)`` on every weight) over the world's feature layout; they differ
+only in how they choose (re-implemented here so that unavailable items can be masked out; the
+rules are those of :mod:`prime_science.bandits.probit`):
+
+* ``thompson``: one weight draw ``w~ = mu + sigma * z`` per request, show the available item
+  with the largest ``x(c, X)^T w~``;
+* ``greedy``: the largest posterior-mean score ``x^T mu``, ties broken uniformly at random per
+  request;
+* ``epsilon_greedy``: with probability ``epsilon`` a uniformly random available item, else
+  greedy;
+* ``independent``: Beta–Bernoulli Thompson sampling per item (no attributes, no segment), prior
+  ``Beta(beta_prior_alpha, beta_prior_beta)`` (``Beta(1, 32)``: mean 3%); an item becomes
+  active on its arrival day (its slot has never been updated, so it starts at the prior).
+
+Every policy folds the hour's impressions into its posterior once per hour. Segments and
+click noise use common random numbers: request ``j`` of hour ``h`` has the same segment and the
+same uniform ``u`` for every policy and clicks iff ``u < p(shown item)``.
+
+Metrics per policy (all expected values, so they carry no click noise):
+
+* ``regret``: cumulative over the horizon of ``max_{available c} p(c, X) - p(shown, X)``;
+* ``ctr``: mean true ``p`` of the shown items over all impressions;
+* ``young_ctr``: mean true ``p`` over the impressions of *young* items, i.e. items that arrived
+  on day ``>= 1`` and are less than ``young_days`` (2) days old (``day - arrival_day < 2``);
+  ``young_share``: the share of impressions on young items;
+* ``long_tail_share``: with ``n_i`` the policy's impressions of item ``i`` over the horizon and
+  ``m = ceil(long_tail_top_share * num_items)`` (10% of all items that appear in the horizon),
+  ``1 - (sum of the m largest n_i) / sum_i n_i``: the share of impressions outside the policy's
+  own top 10% most-shown items.
+
+Expectation (directional targets): attribute TS scores a new item by the shared weights of its
+brand, category, price and tokens, so it has less regret than independent TS (which must try
+each of thousands of items from scratch) and a higher CTR on young items; greedy stops
+exploring and concentrates its impressions on a few popular items, so its long-tail share is
+below Thompson's.
+
+Prior. The probit prior variance of a weight is ``probit_prior_scale`` times the world's block
+variance ``s_block^2`` (SCIENCE §2.5's scales; the prior the empirical-Bayes step of §2.3 aims
+at), the intercept's is ``intercept_prior_variance``. With the generic ``N(0, 1)`` on all 4,479
+weights (4,096 of them title buckets) Thompson sampling explores title noise for the whole
+quick horizon and loses to independent TS (regret ratios 2.8 and 4.3 on two seeds; 1.6 on one with
+``N(0, 0.1)``); see the experiment's report.
+
+Young-item CTR is undefined (NaN) in a seed where a policy shows no young item: greedy never
+does, and independent TS, whose new items start at the prior mean 3% against established
+items near 30%, often does not; a NaN seed makes the mean over seeds NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
+
+from prime_science.bandits import features as ft
+from prime_science.bandits.beta_bernoulli import beta_bernoulli
+from prime_science.bandits.probit import ProbitState, probit_adf
+from prime_science.core.random import top_k_with_ids
+from prime_science.core.types import PRNGKey
+from prime_science.runner import Target
+from prime_science.sim.callout_world import (
+    BLOCK_SCALES,
+    CalloutWorld,
+    CalloutWorldConfig,
+    callout_feature_spec,
+    click_probabilities,
+    item_columns,
+    make_callout_world,
+)
+
+__all__ = [
+    "NAME",
+    "POLICIES",
+    "Config",
+    "PolicyTrace",
+    "Results",
+    "run",
+    "summarize",
+    "targets",
+    "plot",
+]
+
+NAME = "cold_start"
+POLICIES = ("thompson", "greedy", "epsilon_greedy", "independent")
+
+
+class Config(NamedTuple):
+    """Static settings (hashable: the jitted ``run`` closes over them).
+
+    Attributes:
+      num_initial_items: items available from day 0.
+      new_items_per_day: items arriving on each of days ``1 .. num_days - 1``.
+      num_days: horizon in days.
+      hours_per_day: update batches per day.
+      impressions_per_hour: requests per hour (one impression each).
+      prime_share: probability that a request is from a Prime member.
+      epsilon: exploration probability of ``epsilon_greedy``.
+      probit_prior_scale: the probit prior variance of a weight is this times the world's
+        ``s_block^2`` (:data:`BLOCK_SCALES`).
+      intercept_prior_variance: the probit prior variance of the intercept.
+      probit_noise: ``beta`` of the probit likelihood.
+      beta_prior_alpha, beta_prior_beta: prior of the independent Beta TS.
+      young_days: an item that arrived on day ``>= 1`` is young while ``day - arrival < this``.
+      long_tail_top_share: the head is the top share of items by impressions.
+    """
+
+    num_initial_items: int = 2_000
+    new_items_per_day: int = 20
+    num_days: int = 10
+    hours_per_day: int = 24
+    impressions_per_hour: int = 100
+    prime_share: float = 0.5
+    epsilon: float = 0.05
+    probit_prior_scale: float = 1.0
+    intercept_prior_variance: float = 1.0
+    probit_noise: float = 1.0
+    beta_prior_alpha: float = 1.0
+    beta_prior_beta: float = 32.0
+    young_days: int = 2
+    long_tail_top_share: float = 0.1
+
+    @classmethod
+    def quick(cls) -> Config:
+        """2,000 + 20/day items, 10 days of 24 hourly batches of 100 (2,400 impressions/day)."""
+        return cls()
+
+    @classmethod
+    def full(cls) -> Config:
+        """SCIENCE §2.5 traffic: 30 days of 24 hourly batches of 417 (~10k impressions/day)."""
+        return cls(num_days=30, impressions_per_hour=417)
+
+    @property
+    def world(self) -> CalloutWorldConfig:
+        """The world: its last arrivals land on day ``num_days - 1``, inside the horizon."""
+        return CalloutWorldConfig(
+            num_initial_items=self.num_initial_items,
+            new_items_per_day=self.new_items_per_day,
+            num_days=self.num_days - 1,
+            prime_share=self.prime_share,
+        )
+
+    @property
+    def num_hours(self) -> int:
+        return self.num_days * self.hours_per_day
+
+
+class PolicyTrace(NamedTuple):
+    """One policy over the horizon.
+
+    Attributes:
+      regret: ``float32[hours]`` summed expected regret of the hour's impressions.
+      value: ``float32[hours]`` summed true click probability of the shown items.
+      young_value: ``float32[hours]`` the same over impressions of young items.
+      young_impressions: ``float32[hours]`` impressions of young items.
+      item_impressions: ``float32[items]`` impressions of every item over the horizon.
+    """
+
+    regret: jax.Array
+    value: jax.Array
+    young_value: jax.Array
+    young_impressions: jax.Array
+    item_impressions: jax.Array
+
+
+class Results(NamedTuple):
+    """Everything ``run`` returns for one seed.
+
+    Attributes:
+      oracle_value: ``float32[hours]`` summed click probability of the best available item of
+        every request.
+      policies: ``{policy name: PolicyTrace}`` for every name in ``POLICIES``.
+    """
+
+    oracle_value: jax.Array
+    policies: dict[str, PolicyTrace]
+
+
+class _Hour(NamedTuple):
+    """The scanned inputs of one hour."""
+
+    key: jax.Array
+    day: jax.Array  # int32[]
+    segments: jax.Array  # int32[R]
+    uniforms: jax.Array  # float32[R], click noise (common across policies)
+    best: jax.Array  # float32[2], the oracle's click probability per segment
+
+
+class _Chooser(NamedTuple):
+    """An experiment-local policy: ``init() -> state``, ``choose(key, state, segments,
+    available) -> int32[R]`` items, ``learn(state, items, segments, clicks) -> state``."""
+
+    init: Any
+    choose: Any
+    learn: Any
+
+
+def _materialise(values: jax.Array) -> jax.Array:
+    """``values`` written to memory once (an identity scatter is never fused into its
+    consumers, so a gather from it does not recompute it; see ``probit._materialise``)."""
+    return jnp.zeros_like(values).at[jnp.arange(values.shape[0])].set(values)
+
+
+def _linear_scores(weights: jax.Array, ids: jax.Array) -> jax.Array:
+    """``x^T w`` of every row of ``ids[..., K]`` (``-1`` = padding), one id column at a time."""
+    total = jnp.zeros(ids.shape[:-1], weights.dtype)
+    for column in range(ids.shape[-1]):
+        column_ids = ids[..., column]
+        total = total + jnp.where(column_ids >= 0, weights[jnp.maximum(column_ids, 0)], 0.0)
+    return total
+
+
+def _argmax_available(scores: jax.Array, available: jax.Array) -> jax.Array:
+    """The available row with the largest score (ties: the lowest row)."""
+    rows = jnp.arange(scores.shape[0], dtype=jnp.int32)
+    return top_k_with_ids(jnp.where(available, scores, -jnp.inf), rows, 1)[1][0]
+
+
+def _prior_variance(config: Config) -> np.ndarray:
+    """``float32[num_features]``: ``probit_prior_scale * s_block^2`` for every block of
+    :data:`BLOCK_SCALES` (the world's weight scales, the prior an empirical-Bayes step would
+    aim at, SCIENCE §2.3), ``intercept_prior_variance`` for the intercept."""
+    spec = callout_feature_spec(config.world)
+    variance = np.full(spec.num_features, config.intercept_prior_variance, np.float32)
+    for name, scale in BLOCK_SCALES.items():
+        variance[spec.block_slices[name]] = config.probit_prior_scale * scale**2
+    return variance
+
+
+def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[str, _Chooser]:
+    """Thompson, greedy and ε-greedy over one probit ADF model; ``ids: int32[2, items, K]``."""
+    model = probit_adf(
+        num_features, prior_variance=_prior_variance(config), noise=config.probit_noise
+    )
+
+    def learn(state: ProbitState, items, segments, clicks):
+        return model.update(state, ids[segments, items], clicks.astype(jnp.float32))
+
+    def thompson(key, state: ProbitState, segments, available):
+        def one(inputs):
+            key, segment = inputs
+            noise = jax.random.normal(key, state.mean.shape, state.mean.dtype)
+            weights = _materialise(state.mean + jnp.sqrt(state.variance) * noise)
+            return _argmax_available(_linear_scores(weights, ids[segment]), available)
+
+        return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
+
+    def greedy(key, state: ProbitState, segments, available):
+        scores = jnp.where(available, _linear_scores(state.mean, ids), -jnp.inf)  # [2, items]
+        is_best = scores == scores.max(axis=1, keepdims=True)
+        ties = jax.random.uniform(key, (segments.shape[0], scores.shape[1]))
+        return jax.vmap(lambda u, s: _argmax_available(u, is_best[s]))(ties, segments)
+
+    def epsilon_greedy(key, state: ProbitState, segments, available):
+        key_greedy, key_coin, key_explore = jax.random.split(key, 3)
+        exploit = greedy(key_greedy, state, segments, available)
+        uniforms = jax.random.uniform(key_explore, (segments.shape[0], available.shape[0]))
+        explore = jax.vmap(lambda u: _argmax_available(u, available))(uniforms)
+        coin = jax.random.uniform(key_coin, segments.shape) < config.epsilon
+        return jnp.where(coin, explore, exploit)
+
+    return {
+        name: _Chooser(model.init, choose, learn)
+        for name, choose in (
+            ("thompson", thompson),
+            ("greedy", greedy),
+            ("epsilon_greedy", epsilon_greedy),
+        )
+    }
+
+
+def _independent_chooser(num_items: int, config: Config) -> _Chooser:
+    """Beta–Bernoulli TS per item; the active mask is the day's availability."""
+    policy = beta_bernoulli(config.beta_prior_alpha, config.beta_prior_beta)
+
+    def choose(key, state, segments, available):
+        state = state._replace(active=available)
+        return policy.sample_batch(key, state, 1, segments.shape[0]).arms[:, 0]
+
+    def learn(state, items, segments, clicks):
+        return policy.update(state, items, clicks.astype(jnp.float32))
+
+    return _Chooser(lambda: policy.init(num_items), choose, learn)
+
+
+def _simulate(
+    chooser: _Chooser, hours: _Hour, world: CalloutWorld, probs: jax.Array, config: Config
+) -> PolicyTrace:
+    """One policy through the horizon: a ``lax.scan`` over hours."""
+    num_items = probs.shape[1]
+
+    def step(carry, hour: _Hour):
+        state, counts = carry
+        available = world.arrival_day <= hour.day
+        items = chooser.choose(hour.key, state, hour.segments, available)
+        shown = probs[hour.segments, items]
+        clicks = hour.uniforms < shown
+        state = chooser.learn(state, items, hour.segments, clicks)
+        arrival = world.arrival_day[items]
+        young = (arrival > 0) & (hour.day - arrival < config.young_days)
+        trace = (
+            jnp.sum(hour.best[hour.segments] - shown),
+            jnp.sum(shown),
+            jnp.sum(jnp.where(young, shown, 0.0)),
+            jnp.sum(young).astype(jnp.float32),
+        )
+        return (state, counts.at[items].add(1.0)), trace
+
+    carry = (chooser.init(), jnp.zeros(num_items, jnp.float32))
+    (_, counts), traces = jax.lax.scan(step, carry, hours)
+    return PolicyTrace(*traces, item_impressions=counts)
+
+
+def run(key: PRNGKey, config: Config) -> Results:
+    """Simulate one world and run the four policies through it (pure, jittable, one seed)."""
+    key_world, key_segments, key_clicks, *policy_keys = jax.random.split(key, 3 + len(POLICIES))
+    world_config = config.world
+    spec = callout_feature_spec(world_config)
+    world = make_callout_world(key_world, world_config)
+    columns = item_columns(world)
+    ids = jnp.stack([ft.encode(spec, columns, context={"segment": s}) for s in (0, 1)])
+    probs = jnp.stack([click_probabilities(world, spec, s) for s in (0, 1)])  # [2, items]
+
+    shape = (config.num_hours, config.impressions_per_hour)
+    segments = jax.random.bernoulli(key_segments, config.prime_share, shape).astype(jnp.int32)
+    uniforms = jax.random.uniform(key_clicks, shape)
+    day = jnp.arange(config.num_hours, dtype=jnp.int32) // config.hours_per_day
+    best_by_day = jax.vmap(
+        lambda d: jnp.max(jnp.where(world.arrival_day <= d, probs, -jnp.inf), axis=1)
+    )(jnp.arange(config.num_days, dtype=jnp.int32))  # [days, 2]
+    best = best_by_day[day]  # [hours, 2]
+    oracle_value = jnp.sum(jnp.take_along_axis(best, segments, axis=1), axis=1)
+
+    choosers = {
+        **_probit_choosers(ids, spec.num_features, config),
+        "independent": _independent_chooser(world_config.num_items, config),
+    }
+    traces = {}
+    for name, policy_key in zip(POLICIES, policy_keys, strict=True):
+        hours = _Hour(jax.random.split(policy_key, config.num_hours), day, segments, uniforms, best)
+        traces[name] = _simulate(choosers[name], hours, world, probs, config)
+    return Results(oracle_value, traces)
+
+
+def summarize(results: Results, config: Config) -> dict[str, float]:
+    """Scalar metrics of one seed (see the module docstring for the definitions).
+
+    Per policy: ``regret_<p>``, ``ctr_<p>``, ``young_ctr_<p>`` (NaN if the policy never showed
+    a young item), ``young_share_<p>``, ``long_tail_share_<p>``; plus ``ctr_oracle``,
+    ``regret_ratio_thompson_independent``, ``young_ctr_gap_thompson_independent`` and
+    ``long_tail_gap_greedy_thompson`` (greedy minus Thompson).
+    """
+    impressions = config.num_hours * config.impressions_per_hour
+    metrics = {"ctr_oracle": float(np.sum(results.oracle_value) / impressions)}
+    for name in POLICIES:
+        trace = results.policies[name]
+        young = float(np.sum(trace.young_impressions))
+        counts = np.sort(np.asarray(trace.item_impressions, np.float64))[::-1]
+        head = math.ceil(config.long_tail_top_share * counts.size)
+        metrics[f"regret_{name}"] = float(np.sum(trace.regret, dtype=np.float64))
+        metrics[f"ctr_{name}"] = float(np.sum(trace.value, dtype=np.float64) / impressions)
+        metrics[f"young_ctr_{name}"] = (
+            float(np.sum(trace.young_value, dtype=np.float64) / young) if young else math.nan
+        )
+        metrics[f"young_share_{name}"] = young / impressions
+        metrics[f"long_tail_share_{name}"] = float(1.0 - counts[:head].sum() / counts.sum())
+    metrics["regret_ratio_thompson_independent"] = (
+        metrics["regret_thompson"] / metrics["regret_independent"]
+    )
+    metrics["young_ctr_gap_thompson_independent"] = (
+        metrics["young_ctr_thompson"] - metrics["young_ctr_independent"]
+    )
+    metrics["long_tail_gap_greedy_thompson"] = (
+        metrics["long_tail_share_greedy"] - metrics["long_tail_share_thompson"]
+    )
+    return metrics
+
+
+targets = [
+    Target(
+        "regret_ratio_thompson_independent",
+        "<",
+        1.0,
+        "directional: attribute (probit) Thompson sampling has less cumulative regret than "
+        "independent Beta-Bernoulli Thompson sampling per item",
+        "issue (cold start and diversity); SCIENCE.md 2.2, 2.5 baselines",
+    ),
+    Target(
+        "young_ctr_gap_thompson_independent",
+        ">",
+        0.0,
+        "directional: attribute Thompson sampling has a higher CTR on items younger than two "
+        "days than independent Thompson sampling",
+        "issue (cold start and diversity); SCIENCE.md 2.2 (cold start), 2.5 (cold-start metric)",
+    ),
+    Target(
+        "long_tail_gap_greedy_thompson",
+        "<",
+        0.0,
+        "directional: greedy probit puts a smaller share of impressions on the long tail "
+        "(outside its top 10% items) than attribute Thompson sampling",
+        "issue (cold start and diversity); SCIENCE.md 2.6 (feedback loops, popularity)",
+    ),
+]
+
+
+def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
+    """Cumulative regret vs day (mean +- s.e. over seeds); young-item CTR and long-tail share."""
+    out_dir = Path(out_dir)
+    seeds = results.oracle_value.shape[0]
+    days = np.arange(1, config.num_hours + 1) / config.hours_per_day
+
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.subplots()
+    for name in POLICIES:
+        cumulative = np.cumsum(np.asarray(results.policies[name].regret, np.float64), axis=-1)
+        mean, se = cumulative.mean(0), _se(cumulative)
+        axes.plot(days, mean, label=name)
+        axes.fill_between(days, mean - se, mean + se, alpha=0.25)
+    axes.set(
+        xlabel="day",
+        ylabel="cumulative regret (expected clicks)",
+        title=f"{config.impressions_per_hour * config.hours_per_day:,} impressions/day, "
+        f"{seeds} seeds (± s.e.)",
+    )
+    axes.legend()
+    regret_path = out_dir / "cumulative_regret.png"
+    figure.savefig(regret_path, dpi=120)
+
+    per_seed = [summarize(jax.tree.map(lambda x, s=s: x[s], results), config) for s in range(seeds)]
+    paths = [regret_path]
+    for metric, label in (
+        ("young_ctr", "CTR on items < 2 days old"),
+        ("long_tail_share", "impressions outside the top 10% items"),
+    ):
+        values = np.array([[m[f"{metric}_{name}"] for name in POLICIES] for m in per_seed])
+        # young_ctr is NaN for a seed in which a policy never showed a young item
+        finite = [column[np.isfinite(column)] for column in values.T]
+        figure = Figure(figsize=(5.6, 3.8), layout="constrained")
+        axes = figure.subplots()
+        axes.bar(
+            list(POLICIES),
+            [column.mean() if column.size else 0.0 for column in finite],
+            yerr=[float(_se(column)) for column in finite],
+            capsize=4,
+        )
+        for position, column in enumerate(finite):
+            if column.size < seeds:  # seeds in which the policy showed no young item
+                note = f"{column.size}/{seeds} seeds" if column.size else "none shown"
+                axes.annotate(note, (position, 0.0), ha="center", va="bottom")
+        axes.set(ylabel=label, title=f"{seeds} seeds (± s.e.)")
+        path = out_dir / f"{metric}.png"
+        figure.savefig(path, dpi=120)
+        paths.append(path)
+    return paths
+
+
+def _se(values: np.ndarray) -> np.ndarray:
+    """Standard error over the leading (seed) axis; zero for a single seed."""
+    if values.shape[0] < 2:
+        return np.zeros(values.shape[1:])
+    return values.std(0, ddof=1) / np.sqrt(values.shape[0])
