@@ -388,8 +388,8 @@ BLOCK_SIZE = 1 << 16
 """Arms per block of :func:`beta_top_k`: the block's intermediates stay in cache."""
 
 _BLOCK_QUANTUM = 4096
-"""Block lengths are multiples of this: at 1e7 arms on XLA:CPU, blocks of 65,376 arms ran up
-to 1.5x slower than blocks of 65,536."""
+"""Block lengths are multiples of this: at 1e7 arms on XLA:CPU, blocks of 65,376 arms ran
+1.6x slower than blocks of 65,536 in one same-process comparison (not reproduced in another)."""
 
 
 def beta_top_k(
