@@ -69,7 +69,7 @@ from matplotlib.figure import Figure
 
 from prime_science.bandits import features as ft
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
-from prime_science.bandits.probit import ProbitState, probit_adf
+from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
 from prime_science.core.random import top_k_with_ids
 from prime_science.core.types import PRNGKey
 from prime_science.runner import Target
@@ -209,21 +209,6 @@ class _Chooser(NamedTuple):
     learn: Any
 
 
-def _materialise(values: jax.Array) -> jax.Array:
-    """``values`` written to memory once (an identity scatter is never fused into its
-    consumers, so a gather from it does not recompute it; see ``probit._materialise``)."""
-    return jnp.zeros_like(values).at[jnp.arange(values.shape[0])].set(values)
-
-
-def _linear_scores(weights: jax.Array, ids: jax.Array) -> jax.Array:
-    """``x^T w`` of every row of ``ids[..., K]`` (``-1`` = padding), one id column at a time."""
-    total = jnp.zeros(ids.shape[:-1], weights.dtype)
-    for column in range(ids.shape[-1]):
-        column_ids = ids[..., column]
-        total = total + jnp.where(column_ids >= 0, weights[jnp.maximum(column_ids, 0)], 0.0)
-    return total
-
-
 def _argmax_available(scores: jax.Array, available: jax.Array) -> jax.Array:
     """The available row with the largest score (ties: the lowest row)."""
     rows = jnp.arange(scores.shape[0], dtype=jnp.int32)
@@ -254,13 +239,13 @@ def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[
         def one(inputs):
             key, segment = inputs
             noise = jax.random.normal(key, state.mean.shape, state.mean.dtype)
-            weights = _materialise(state.mean + jnp.sqrt(state.variance) * noise)
-            return _argmax_available(_linear_scores(weights, ids[segment]), available)
+            weights = materialise(state.mean + jnp.sqrt(state.variance) * noise)
+            return _argmax_available(linear_scores(weights, ids[segment]), available)
 
         return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
 
     def greedy(key, state: ProbitState, segments, available):
-        scores = jnp.where(available, _linear_scores(state.mean, ids), -jnp.inf)  # [2, items]
+        scores = jnp.where(available, linear_scores(state.mean, ids), -jnp.inf)  # [2, items]
         is_best = scores == scores.max(axis=1, keepdims=True)
         ties = jax.random.uniform(key, (segments.shape[0], scores.shape[1]))
         return jax.vmap(lambda u, s: _argmax_available(u, is_best[s]))(ties, segments)

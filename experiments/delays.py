@@ -73,14 +73,14 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 from matplotlib.figure import Figure
 
-from experiments.cold_start import _argmax_available, _linear_scores, _materialise, _se
+from experiments.cold_start import _argmax_available, _se
 from prime_science.bandits import features as ft
 from prime_science.bandits.delayed import (
     dfm_conversion_probability,
     exponential_delays,
     sample_delays,
 )
-from prime_science.bandits.probit import ProbitState, _probit_moments
+from prime_science.bandits.probit import ProbitState, _probit_moments, linear_scores, materialise
 from prime_science.core.types import PRNGKey
 from prime_science.runner import Target
 from prime_science.sim.callout_world import (
@@ -249,8 +249,8 @@ def adf_step(
 
 def _predict(state: ProbitState, ids: jax.Array, beta: float) -> jax.Array:
     """``Phi(x^T mu / Sigma)`` of every row of ``ids[..., K]``."""
-    variance = _linear_scores(state.variance, ids)
-    return jax.scipy.special.ndtr(_linear_scores(state.mean, ids) / jnp.sqrt(beta**2 + variance))
+    variance = linear_scores(state.variance, ids)
+    return jax.scipy.special.ndtr(linear_scores(state.mean, ids) / jnp.sqrt(beta**2 + variance))
 
 
 class _Hour(NamedTuple):
@@ -273,8 +273,8 @@ def _simulate(
         def one(inputs):
             key, segment = inputs
             noise = jax.random.normal(key, state.mean.shape, state.mean.dtype)
-            weights = _materialise(state.mean + jnp.sqrt(state.variance) * noise)
-            return _argmax_available(_linear_scores(weights, ids[segment]), available)
+            weights = materialise(state.mean + jnp.sqrt(state.variance) * noise)
+            return _argmax_available(linear_scores(weights, ids[segment]), available)
 
         return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
 

@@ -68,11 +68,11 @@ from prime_science.bandits.probit import (
     _check_feature_ids,
     _check_prior,
     _check_scalar,
-    _linear_scores,
-    _materialise,
     _projected_variance,
     _tie_keys,
     _top_k_random_ties,
+    linear_scores,
+    materialise,
 )
 from prime_science.core import errors
 from prime_science.core.random import top_k_with_ids
@@ -347,10 +347,10 @@ def logistic_laplace(
         cholesky = jnp.linalg.cholesky(state.precision) if full else None
         if exploration == "thompson":
             return cholesky, None
-        scores = _linear_scores(state.mean, ids)
+        scores = linear_scores(state.mean, ids)
         if exploration == "ucb":
             scores = scores + ucb_scale * jnp.sqrt(spread(state, ids, cholesky))
-        return cholesky, _materialise(scores)
+        return cholesky, materialise(scores)
 
     def choose(key, state, ids, cholesky, scores, k) -> Selection:
         """One request: the top ``k`` rows of ``ids`` under the rule, given ``shared``."""
@@ -362,8 +362,8 @@ def logistic_laplace(
                 offset = solve(cholesky, normals, lower=True, trans="T")
             else:
                 offset = normals / jnp.sqrt(state.precision)
-            weights = _materialise(state.mean + alpha * offset)
-            top, chosen = top_k_with_ids(_linear_scores(weights, ids), rows, k)
+            weights = materialise(state.mean + alpha * offset)
+            top, chosen = top_k_with_ids(linear_scores(weights, ids), rows, k)
         elif exploration == "epsilon_greedy":
             coin_key, choice_key = jax.random.split(key)
 
@@ -438,7 +438,7 @@ def logistic_laplace(
         cholesky = jnp.linalg.cholesky(state.precision) if full else None
         variance = spread(state, ids, cholesky)
         scale = jnp.sqrt(1.0 + (np.pi / 8.0) * variance)
-        return jax.nn.sigmoid(_linear_scores(state.mean, ids) / scale)
+        return jax.nn.sigmoid(linear_scores(state.mean, ids) / scale)
 
     def predict(state: LogisticState, feature_ids: jax.Array) -> jax.Array:
         """Predictive click probability ``sigma(x^T m / sqrt(1 + pi x^T Q^-1 x / 8))`` (the

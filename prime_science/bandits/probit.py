@@ -80,7 +80,14 @@ from prime_science.core import errors
 from prime_science.core.random import key_words, random_bits, top_k_with_ids, uniform_open
 from prime_science.core.types import PRNGKey, Selection
 
-__all__ = ["EXPLORATIONS", "ProbitState", "ProbitPolicy", "probit_adf"]
+__all__ = [
+    "linear_scores",
+    "materialise",
+    "EXPLORATIONS",
+    "ProbitState",
+    "ProbitPolicy",
+    "probit_adf",
+]
 
 EXPLORATIONS = ("thompson", "greedy", "epsilon_greedy", "ucb")
 """The selection rules of :func:`probit_adf` (see the module docstring)."""
@@ -112,7 +119,7 @@ class ProbitPolicy(NamedTuple):
     predict: Any
 
 
-def _materialise(values: jax.Array) -> jax.Array:
+def materialise(values: jax.Array) -> jax.Array:
     """``values``, computed once and written to memory before any consumer reads it.
 
     XLA fuses a cheap-looking producer into every consumer, so a gather from it recomputes it
@@ -130,7 +137,7 @@ def _gather_column(table: jax.Array, ids: jax.Array) -> jax.Array:
     return jnp.where(ids >= 0, values, 0)
 
 
-def _linear_scores(weights: jax.Array, feature_ids: jax.Array) -> jax.Array:
+def linear_scores(weights: jax.Array, feature_ids: jax.Array) -> jax.Array:
     """``x^T w`` for every row of ``feature_ids[..., K]``: one gather per id column and a sum.
 
     Column by column (``K`` is static) XLA fuses the gathers and the sum into one pass that
@@ -373,10 +380,10 @@ def probit_adf(
         """The key-independent scores of the rule, materialised (``None`` for Thompson)."""
         if exploration == "thompson":
             return None
-        scores = _linear_scores(state.mean, ids)
+        scores = linear_scores(state.mean, ids)
         if exploration == "ucb":
             scores = scores + ucb_scale * jnp.sqrt(_projected_variance(state.variance, ids))
-        return _materialise(scores)
+        return materialise(scores)
 
     def choose(key, state, ids, scores, k) -> Selection:
         """One request: the top ``k`` rows of ``ids`` under the rule, given ``fixed_scores``."""
@@ -384,8 +391,8 @@ def probit_adf(
         if exploration == "thompson":
             noise_draw = jax.random.normal(key, state.mean.shape, state.mean.dtype)
             weights = state.mean + jnp.sqrt(state.variance) * noise_draw
-            weights = _materialise(weights)  # fused into the scorer it is redrawn per gather
-            top, chosen = top_k_with_ids(_linear_scores(weights, ids), rows, k)
+            weights = materialise(weights)  # fused into the scorer it is redrawn per gather
+            top, chosen = top_k_with_ids(linear_scores(weights, ids), rows, k)
         elif exploration == "epsilon_greedy":
             coin_key, choice_key = jax.random.split(key)
 
@@ -461,7 +468,7 @@ def probit_adf(
     def predict_core(state, feature_ids):
         ids = jnp.asarray(feature_ids, jnp.int32)
         total_variance = beta**2 + _projected_variance(state.variance, ids)
-        return ndtr(_linear_scores(state.mean, ids) / jnp.sqrt(total_variance))
+        return ndtr(linear_scores(state.mean, ids) / jnp.sqrt(total_variance))
 
     def predict(state: ProbitState, feature_ids: jax.Array) -> jax.Array:
         """Predictive click probability ``Phi(x^T mu / Sigma)`` of every row of
