@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
+from experiments._common import plot_mean_bands, standard_error
 from prime_science.bandits.beta_bernoulli import BetaBernoulliState, beta_bernoulli
 from prime_science.core.types import PRNGKey, Selection
 from prime_science.evaluation.regret import cumulative_regret, slate_value, topk_oracle_value
@@ -288,11 +289,11 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
 
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    for name in POLICIES:
-        cumulative = np.asarray(cumulative_regret(results.policies[name].regret))
-        mean, se = cumulative.mean(0), _se(cumulative)
-        axes.plot(days, mean, label=name)
-        axes.fill_between(days, mean - se, mean + se, alpha=0.25)
+    plot_mean_bands(
+        axes,
+        days,
+        {name: np.asarray(cumulative_regret(results.policies[name].regret)) for name in POLICIES},
+    )
     axes.set(
         xlabel="day",
         ylabel="cumulative regret (expected clicks)",
@@ -308,7 +309,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     axes.bar(
         list(POLICIES),
         [s.mean() for s in shares],
-        yerr=[_se(s) for s in shares],
+        yerr=[standard_error(s) for s in shares],
         capsize=4,
     )
     axes.axhline(
@@ -322,10 +323,3 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     young_path = out_dir / "young_share.png"
     figure.savefig(young_path, dpi=120)
     return [regret_path, young_path]
-
-
-def _se(values: np.ndarray) -> np.ndarray:
-    """Standard error over the leading (seed) axis; zero for a single seed."""
-    if values.shape[0] < 2:
-        return np.zeros(values.shape[1:])
-    return values.std(0, ddof=1) / np.sqrt(values.shape[0])

@@ -67,10 +67,10 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
+from experiments._common import argmax_available, plot_mean_bands, standard_error
 from prime_science.bandits import features as ft
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
 from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
-from prime_science.core.random import top_k_with_ids
 from prime_science.core.types import PRNGKey
 from prime_science.runner import Target
 from prime_science.sim.callout_world import (
@@ -209,12 +209,6 @@ class _Chooser(NamedTuple):
     learn: Any
 
 
-def _argmax_available(scores: jax.Array, available: jax.Array) -> jax.Array:
-    """The available row with the largest score (ties: the lowest row)."""
-    rows = jnp.arange(scores.shape[0], dtype=jnp.int32)
-    return top_k_with_ids(jnp.where(available, scores, -jnp.inf), rows, 1)[1][0]
-
-
 def _prior_variance(config: Config) -> np.ndarray:
     """``float32[num_features]``: ``probit_prior_scale * s_block^2`` for every block of
     :data:`BLOCK_SCALES` (the world's weight scales, the prior an empirical-Bayes step would
@@ -240,7 +234,7 @@ def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[
             key, segment = inputs
             noise = jax.random.normal(key, state.mean.shape, state.mean.dtype)
             weights = materialise(state.mean + jnp.sqrt(state.variance) * noise)
-            return _argmax_available(linear_scores(weights, ids[segment]), available)
+            return argmax_available(linear_scores(weights, ids[segment]), available)
 
         return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
 
@@ -248,13 +242,13 @@ def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[
         scores = jnp.where(available, linear_scores(state.mean, ids), -jnp.inf)  # [2, items]
         is_best = scores == scores.max(axis=1, keepdims=True)
         ties = jax.random.uniform(key, (segments.shape[0], scores.shape[1]))
-        return jax.vmap(lambda u, s: _argmax_available(u, is_best[s]))(ties, segments)
+        return jax.vmap(lambda u, s: argmax_available(u, is_best[s]))(ties, segments)
 
     def epsilon_greedy(key, state: ProbitState, segments, available):
         key_greedy, key_coin, key_explore = jax.random.split(key, 3)
         exploit = greedy(key_greedy, state, segments, available)
         uniforms = jax.random.uniform(key_explore, (segments.shape[0], available.shape[0]))
-        explore = jax.vmap(lambda u: _argmax_available(u, available))(uniforms)
+        explore = jax.vmap(lambda u: argmax_available(u, available))(uniforms)
         coin = jax.random.uniform(key_coin, segments.shape) < config.epsilon
         return jnp.where(coin, explore, exploit)
 
@@ -411,11 +405,14 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
 
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    for name in POLICIES:
-        cumulative = np.cumsum(np.asarray(results.policies[name].regret, np.float64), axis=-1)
-        mean, se = cumulative.mean(0), _se(cumulative)
-        axes.plot(days, mean, label=name)
-        axes.fill_between(days, mean - se, mean + se, alpha=0.25)
+    plot_mean_bands(
+        axes,
+        days,
+        {
+            name: np.cumsum(np.asarray(results.policies[name].regret, np.float64), axis=-1)
+            for name in POLICIES
+        },
+    )
     axes.set(
         xlabel="day",
         ylabel="cumulative regret (expected clicks)",
@@ -440,7 +437,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         axes.bar(
             list(POLICIES),
             [column.mean() if column.size else 0.0 for column in finite],
-            yerr=[float(_se(column)) for column in finite],
+            yerr=[float(standard_error(column)) for column in finite],
             capsize=4,
         )
         for position, column in enumerate(finite):
@@ -452,10 +449,3 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         figure.savefig(path, dpi=120)
         paths.append(path)
     return paths
-
-
-def _se(values: np.ndarray) -> np.ndarray:
-    """Standard error over the leading (seed) axis; zero for a single seed."""
-    if values.shape[0] < 2:
-        return np.zeros(values.shape[1:])
-    return values.std(0, ddof=1) / np.sqrt(values.shape[0])

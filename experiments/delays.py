@@ -73,7 +73,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 from matplotlib.figure import Figure
 
-from experiments.cold_start import _argmax_available, _se
+from experiments._common import argmax_available, standard_error
 from prime_science.bandits import features as ft
 from prime_science.bandits.delayed import (
     dfm_conversion_probability,
@@ -274,7 +274,7 @@ def _simulate(
             key, segment = inputs
             noise = jax.random.normal(key, state.mean.shape, state.mean.dtype)
             weights = materialise(state.mean + jnp.sqrt(state.variance) * noise)
-            return _argmax_available(linear_scores(weights, ids[segment]), available)
+            return argmax_available(linear_scores(weights, ids[segment]), available)
 
         return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
 
@@ -453,7 +453,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
             positions + (j - 1) * width,
             regret[:, :, j].mean(0),
             width,
-            yerr=_se(regret[:, :, j]),
+            yerr=standard_error(regret[:, :, j]),
             capsize=3,
             label=name,
         )
@@ -476,7 +476,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         axes.errorbar(
             config.bias_ages,
             ratio[:, i].mean(0),
-            yerr=_se(ratio[:, i]),
+            yerr=standard_error(ratio[:, i]),
             fmt="o",
             color=line.get_color(),
             capsize=3,
