@@ -40,7 +40,7 @@ from jax.sharding import Mesh
 
 from prime_science.core import errors
 from prime_science.core import mesh as mesh_lib
-from prime_science.core.random import BLOCK_SIZE, beta_top_k
+from prime_science.core.random import beta_top_k, default_block_size
 from prime_science.core.types import PRNGKey, Selection
 
 __all__ = ["BetaBernoulliState", "BetaBernoulliPolicy", "beta_bernoulli"]
@@ -145,7 +145,7 @@ def beta_bernoulli(
         state = BetaBernoulliState(alpha, beta, jnp.arange(num_arms) < num_active)
         return state if mesh is None else mesh_lib.shard_arms(state, mesh)
 
-    def local_top_k(key, arm_offset, alpha, beta, active, k, block_size=BLOCK_SIZE):
+    def local_top_k(key, arm_offset, alpha, beta, active, k, block_size=None):
         return beta_top_k(
             key,
             alpha,
@@ -157,7 +157,7 @@ def beta_bernoulli(
             block_size=block_size,
         )
 
-    def draw_top_k(key, state, k, block_size=BLOCK_SIZE):
+    def draw_top_k(key, state, k, block_size=None):
         if mesh is None:
             logits, arms = local_top_k(key, 0, state.alpha, state.beta, state.active, k, block_size)
         else:
@@ -191,10 +191,13 @@ def beta_bernoulli(
 
     @partial(jax.jit, static_argnums=(2, 3))
     def draw_batch(key, state, k, num_requests):
-        # Requests are vmapped in groups of about 2^20 draws and the groups run one after
-        # the other (lax.map): memory stays O(2^20) whatever num_requests x num_arms is.
-        group = max(1, min(num_requests, (1 << 20) // state.alpha.shape[0]))
-        block_size = max(4096, BLOCK_SIZE // group)
+        # Requests are vmapped in groups of about 16 blocks' worth of draws and the groups
+        # run one after the other (lax.map); each scan step draws about one block's worth
+        # (block_size // group arms for each of the group's requests), so memory stays
+        # O(block) whatever num_requests x num_arms is.
+        block = default_block_size()
+        group = max(1, min(num_requests, 16 * block // state.alpha.shape[0]))
+        block_size = max(4096, block // group)
         keys = jax.random.split(key, num_requests)
         return jax.lax.map(
             lambda key: draw_top_k(key, state, k, block_size), keys, batch_size=group

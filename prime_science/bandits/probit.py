@@ -40,7 +40,7 @@ fraction ``eps`` toward the prior's: ``p <- (1 - eps) p + eps p0``, ``h <- (1 - 
 Written without dividing by ``sigma^2``, with ``d = (1 - eps) sigma0^2 + eps sigma^2``::
 
     sigma^2 <- sigma0^2 (sigma^2 / d),
-    mu      <- ((1 - eps) sigma0^2 / d) mu + (eps sigma^2 / d) mu0,
+    mu      <- mu0 + ((1 - eps) sigma0^2 / d) (mu - mu0),
 
 which is exactly the prior at ``eps = 1``. The pull is per call, so its strength per event
 depends on the batch size; features absent from the batch are pulled too.
@@ -338,9 +338,11 @@ def probit_adf(
         dtype = state.mean.dtype
         mu0, var0 = jnp.asarray(mean0, dtype), jnp.asarray(variance0, dtype)
         blend = (1.0 - decay) * var0 + decay * state.variance
-        keep, pull = (1.0 - decay) * var0 / blend, decay * state.variance / blend
+        # keep = (1 - eps) sigma0^2 / d is exactly 0 at eps = 1, so the mean is exactly mu0
+        # there on every backend (keep mu + (1 - keep) mu0 was 1 ulp off on an H200).
+        keep = (1.0 - decay) * var0 / blend
         return ProbitState(
-            mean=keep * state.mean + pull * mu0, variance=var0 * (state.variance / blend)
+            mean=mu0 + keep * (state.mean - mu0), variance=var0 * (state.variance / blend)
         )
 
     @jax.jit
