@@ -9,7 +9,12 @@ An *experiment* is a module (any object with these attributes works) that define
 * ``summarize(results, config) -> dict[str, float]``: scalar metrics of one seed's results;
 * ``targets``: a sequence of :class:`Target` records, checked on the mean over seeds;
 * ``plot(results, config, out_dir) -> list[Path]``: PNGs of the results of all seeds (every leaf
-  has a leading seed axis), drawn with matplotlib's Agg canvas.
+  has a leading seed axis), drawn with matplotlib's Agg canvas;
+* optionally ``pooled(results, config) -> dict[str, float]``: metrics computed from all seeds
+  at once (every leaf has a leading seed axis), for ratios whose per-seed denominator can be
+  zero (e.g. a CTR over the few impressions of new items). Each is recorded with ``"pooled":
+  true`` and a leave-one-seed-out jackknife standard error (``None`` if a leave-one-out value
+  is not finite), and targets may name them.
 
 :func:`run_experiment` jits ``vmap(run)`` once, feeds it the keys
 ``jax.random.split(jax.random.key(0), seeds)`` in chunks of ``seeds_per_call`` (one compiled
@@ -206,6 +211,8 @@ def run_experiment(
         for s in range(seeds)
     ]
     metrics = {name: _mean_and_se([m[name] for m in per_seed]) for name in per_seed[0]}
+    if hasattr(experiment, "pooled"):
+        metrics.update(_pooled(experiment, results, config, seeds))
     plots = experiment.plot(results, config, folder)
     record = {
         "name": experiment.NAME,
@@ -235,6 +242,23 @@ def _mean_and_se(values: Sequence[float]) -> dict[str, Any]:
     array = np.asarray(values, dtype=np.float64)
     se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else None
     return {"mean": float(array.mean()), "se": se, "values": array.tolist()}
+
+
+def _pooled(experiment: Any, results: Any, config: Any, seeds: int) -> dict[str, Any]:
+    """``experiment.pooled`` over all seeds, with a jackknife s.e. over leave-one-seed-out."""
+    values = experiment.pooled(results, config)
+    if seeds < 2:
+        return {name: {"mean": value, "se": None, "pooled": True} for name, value in values.items()}
+    keep = [np.delete(np.arange(seeds), s) for s in range(seeds)]
+    left_out = [experiment.pooled(jax.tree.map(lambda x, k=k: x[k], results), config) for k in keep]
+    record = {}
+    for name, value in values.items():
+        loo = np.asarray([row[name] for row in left_out], np.float64)
+        se = None
+        if np.all(np.isfinite(loo)):
+            se = float(math.sqrt((seeds - 1) / seeds * np.sum((loo - loo.mean()) ** 2)))
+        record[name] = {"mean": float(value), "se": se, "pooled": True}
+    return record
 
 
 def _check(target: Target, metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -152,3 +152,29 @@ def test_data_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataNotFoundError, match="shared/data"):
         data_dir()
+
+
+def test_pooled_metrics_are_recorded_with_a_jackknife_standard_error(tmp_path):
+    """``pooled`` sees every seed at once; its s.e. is the leave-one-seed-out jackknife, which
+    for a plain mean over seeds equals the usual standard error of the seed means."""
+    fake = make_fake()
+    fake.pooled = lambda results, config: {"pooled_mean_x": float(np.mean(results["x"]))}
+    fake.targets = [Target("pooled_mean_x", "<", 10.0, "directional: small", "test")]
+    record = run_experiment(fake, seeds=5, out_dir=tmp_path, progress=False)
+    pooled, per_seed = record["metrics"]["pooled_mean_x"], record["metrics"]["mean_x"]
+    assert pooled["pooled"] is True
+    np.testing.assert_allclose(pooled["mean"], per_seed["mean"], rtol=1e-6)
+    np.testing.assert_allclose(pooled["se"], per_seed["se"], rtol=1e-6)
+    assert record["targets"][0]["passed"]
+
+
+def test_pooled_metric_without_finite_leave_one_out_has_no_standard_error(tmp_path):
+    fake = make_fake()
+
+    def pooled(results, config):
+        seeds = np.asarray(results["x"]).shape[0]
+        return {"ratio": 1.0 if seeds == 3 else float("nan")}
+
+    fake.pooled = pooled
+    record = run_experiment(fake, seeds=3, out_dir=tmp_path, progress=False)
+    assert record["metrics"]["ratio"] == {"mean": 1.0, "se": None, "pooled": True}

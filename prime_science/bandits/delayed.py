@@ -74,7 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import optax.tree_utils as otu
-from jax.scipy.special import ndtr, ndtri
+from jax.scipy.special import log_ndtr, ndtr, ndtri
 from scipy import optimize, special
 
 from prime_science.core import errors
@@ -96,6 +96,7 @@ __all__ = [
     "censored",
     "dfm_log_likelihood",
     "dfm_conversion_probability",
+    "dfm_probit_log_ratio",
     "DfmParams",
     "fit_dfm",
     "otf_statistics",
@@ -624,6 +625,46 @@ def dfm_conversion_probability(
     logit_p, log_rate, times = (jnp.asarray(x, dtype) for x in (logit_p, log_rate, times))
     waiting = jax.nn.sigmoid(logit_p - jnp.exp(log_rate) * times)
     return jnp.where(jnp.asarray(labels) > 0.5, jnp.ones_like(waiting), waiting)
+
+
+def _log_one_minus_p_cdf(u: jax.Array, log_rate: jax.Array, elapsed: jax.Array) -> jax.Array:
+    """``log(1 - Phi(u) F(e))`` with ``F(e) = 1 - exp(-lambda e)``: ``logaddexp(log Phi(-u),
+    log Phi(u) - lambda e)``, exact at ``e = 0`` (0) and stable for large ``|u|``."""
+    return jnp.logaddexp(log_ndtr(-u), log_ndtr(u) - jnp.exp(log_rate) * elapsed)
+
+
+def dfm_probit_log_ratio(
+    u: jax.Array,
+    log_rate: jax.Array,
+    before: jax.Array,
+    now: jax.Array,
+    arrived: jax.Array,
+    previous_log_rate: jax.Array | None = None,
+) -> jax.Array:
+    """What an impression's DFM likelihood gains between two looks, as a function of its
+    probit score: ``log L(now) - log L(before)`` with ``p = Phi(u)`` and exponential delays.
+
+    The DFM likelihood (SCIENCE §3.2) of an impression with no conversion seen after ``e``
+    hours is ``1 - p F(e)``; of one converted after delay ``D`` it is ``p f(D)``. Looking at
+    an impression at ages ``0 = e_0 < e_1 < e_2 < ...`` and multiplying, at each look, by
+
+    * ``(1 - p F(now)) / (1 - p F(before))`` if still nothing is seen (``arrived`` False),
+    * ``p / (1 - p F(before))`` if the conversion arrived in ``(before, now]`` (``f(D)`` does
+      not involve ``p`` and is dropped),
+
+    telescopes to the DFM likelihood of everything seen by the last look: an ADF model can
+    then fold an impression in at several ages (re-processing it when its label changes)
+    without counting anything twice. When the delay rate is re-estimated between looks, pass
+    the rate of the previous look as ``previous_log_rate`` (default ``log_rate``): the
+    denominator is then the factor that look left, and the product still telescopes. Used
+    with :func:`prime_science.bandits.probit.adf_factor_update` (``u = s / beta``).
+    Broadcasts; ``before <= now``.
+    """
+    if previous_log_rate is None:
+        previous_log_rate = log_rate
+    log_then = _log_one_minus_p_cdf(u, previous_log_rate, before)
+    log_now = jnp.where(arrived, log_ndtr(u), _log_one_minus_p_cdf(u, log_rate, now))
+    return log_now - log_then
 
 
 class DfmParams(NamedTuple):

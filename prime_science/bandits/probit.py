@@ -81,6 +81,8 @@ from prime_science.core.random import key_words, random_bits, top_k_with_ids, un
 from prime_science.core.types import PRNGKey, Selection
 
 __all__ = [
+    "GAUSS_HERMITE_NODES",
+    "adf_factor_update",
     "linear_scores",
     "materialise",
     "EXPLORATIONS",
@@ -208,6 +210,60 @@ def _probit_moments(t: jax.Array) -> tuple[jax.Array, jax.Array]:
     v = jnp.where(in_tail, u + 1.0 / tail, log_form)
     gap = jnp.where(in_tail, 1.0 / tail, v + t)  # v + t
     return v, jnp.clip(v * gap, 0.0, 1.0)
+
+
+GAUSS_HERMITE_NODES = 32
+"""Nodes of the Gauss–Hermite rule of :func:`adf_factor_update`."""
+
+
+def adf_factor_update(
+    state: ProbitState,
+    feature_ids: jax.Array,
+    log_factor: Any,
+    num_nodes: int = GAUSS_HERMITE_NODES,
+) -> ProbitState:
+    """Assumed-density filtering with any likelihood factor ``g(s)`` of one event's score.
+
+    With ``s = x^T w``, ``x`` the event's binary features (``feature_ids: int[K]``, ``-1`` =
+    padding, ids distinct) and ``w ~ N(mu, diag(sigma^2))``, the score is ``N(m, v)``,
+    ``m = sum mu_i``, ``v = sum sigma_i^2``. The tilted law ``g(s) N(s; m, v) / Z`` has
+    moments ``E``, ``V``, computed by the ``num_nodes``-point Gauss–Hermite rule in ``s``
+    (``log_factor(s) = log g(s)``, vectorised, finite). Its projection back onto the factorised
+    Gaussian (Minka's ADF/EP update for a factor of a linear score) is, per active weight::
+
+        mu_i      <- mu_i + sigma_i^2 (E - m) / v,
+        sigma_i^2 <- sigma_i^2 - sigma_i^4 (v - V) / v^2.
+
+    For ``g(s) = Phi(y s / beta)`` this is the probit ADF step of ``probit_adf(noise=beta)``
+    (the closed form there; with 32 nodes the two agree to ~1e-16 relative in float64 at
+    ``v / beta^2 ~ 1`` and ~2e-6 at ``v / beta^2 ~ 5``, tested: the sharper the factor
+    against the score's spread, the larger the quadrature error). It is meant for factors
+    with no closed form, e.g. the delayed-feedback likelihood ratios of
+    :func:`prime_science.bandits.delayed.dfm_probit_log_ratio`. Bounded, smooth ``g`` keep
+    the rule accurate; ``V <= v`` is not guaranteed for every ``g`` (a factor can widen the
+    law), so the variance is floored at the dtype's smallest normal number.
+    """
+    dtype = state.mean.dtype
+    valid = feature_ids >= 0
+    x = valid.astype(dtype)
+    mean = _gather_column(state.mean, feature_ids) * x
+    variance = _gather_column(state.variance, feature_ids) * x
+    m, v = jnp.sum(mean), jnp.sum(variance)
+    nodes, weights = np.polynomial.hermite.hermgauss(num_nodes)
+    scores = m + jnp.sqrt(2.0 * v) * jnp.asarray(nodes, dtype)
+    log_terms = jnp.asarray(np.log(weights), dtype) + log_factor(scores)
+    tilt = jax.nn.softmax(log_terms)
+    tilted_mean = jnp.sum(tilt * scores)
+    tilted_variance = jnp.sum(tilt * (scores - tilted_mean) ** 2)
+    safe_v = jnp.where(v > 0, v, 1.0)
+    new_mean = mean + variance * (tilted_mean - m) / safe_v
+    new_variance = variance - variance**2 * (v - tilted_variance) / safe_v**2
+    new_variance = jnp.maximum(new_variance, jnp.finfo(dtype).tiny)
+    target = jnp.where(valid & (v > 0), feature_ids, state.mean.shape[0])
+    return ProbitState(
+        mean=state.mean.at[target].set(new_mean, mode="drop"),
+        variance=state.variance.at[target].set(new_variance, mode="drop"),
+    )
 
 
 def _check_scalar(name: str, value: Any, low: float, high: float, what: str) -> float:

@@ -4,6 +4,8 @@ Statistical tests use fixed seeds; tolerances are 4 standard errors unless said 
 (failure budget about 6e-5 per compared quantity, under 1e-3 for the whole file).
 """
 
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -574,3 +576,31 @@ def test_exponential_delays():
         delayed.exponential_delays(0.0)
     with pytest.raises(InvalidArgumentError, match="n: expected a positive integer"):
         delayed.sample_delays(jax.random.key(0), params, 0)
+
+
+def test_dfm_probit_log_ratio_telescopes_to_the_dfm_likelihood():
+    """Summed over looks at ages 0 < 1 < 6 < 24 h (rate changing between looks, passed as
+    previous_log_rate), the ratios equal the DFM log-likelihood at the last look."""
+    u = jnp.linspace(-3.0, 2.0, 7)
+    rates = [-math.log(12.0), -math.log(5.0), -math.log(30.0)]
+    ages = [1.0, 6.0, 24.0]
+    p = jax.scipy.special.ndtr(u)
+    for arrival_look in (None, 0, 1, 2):
+        total, before, previous = jnp.zeros_like(u), 0.0, rates[0]
+        for j, (now, rate) in enumerate(zip(ages, rates, strict=True)):
+            if arrival_look is not None and j > arrival_look:
+                break  # the click was seen: nothing more is fed
+            arrived = arrival_look == j
+            total += delayed.dfm_probit_log_ratio(u, rate, before, now, arrived, previous)
+            before, previous = now, rate
+        if arrival_look is None:
+            expected = jnp.log1p(-p * -jnp.expm1(-math.exp(rates[-1]) * ages[-1]))
+        else:
+            expected = jnp.log(p)
+        np.testing.assert_allclose(total, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_dfm_probit_log_ratio_is_zero_before_anything_is_watched():
+    u = jnp.array([-40.0, 0.0, 40.0])
+    np.testing.assert_array_equal(delayed.dfm_probit_log_ratio(u, 0.0, 0.0, 0.0, False), 0.0)
+    assert np.all(np.isfinite(delayed.dfm_probit_log_ratio(u, 0.0, 0.0, 1e6, False)))
