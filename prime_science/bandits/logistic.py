@@ -65,10 +65,12 @@ import numpy as np
 from prime_science.bandits.probit import (
     _UNIFORM_STREAM,
     EXPLORATIONS,
+    _check_candidates,
     _check_feature_ids,
     _check_prior,
     _check_scalar,
     _projected_variance,
+    _sharded_top_scores,
     _tie_keys,
     _top_k_random_ties,
     linear_scores,
@@ -192,6 +194,7 @@ def logistic_laplace(
     exploration_scale: float = 1.0,
     newton_steps: int = 20,
     tol: float = 1e-6,
+    mesh: Any = None,
 ) -> LogisticPolicy:
     """Laplace-approximate Bayesian logistic regression with a selection rule over candidates.
 
@@ -208,6 +211,8 @@ def logistic_laplace(
         ``alpha^2 Q^-1`` (Chapelle & Li found ``alpha < 1`` helpful).
       newton_steps: the most Newton steps per ``update``, a positive integer.
       tol: stop Newton once no coordinate moves more than ``tol >= 0``.
+      mesh: split the candidate axis of ``sample`` / ``sample_batch`` over a 1-D device mesh
+        (``"thompson"`` only), exactly as :func:`~prime_science.bandits.probit.probit_adf`.
 
     Returns:
       A :class:`LogisticPolicy`. Computation runs in the state's float dtype (float32 from
@@ -228,6 +233,8 @@ def logistic_laplace(
     alpha = _check_scalar("exploration_scale", exploration_scale, 0.0, np.inf, ">= 0")
     newton_steps = _check_count("newton_steps", newton_steps)
     tol = _check_scalar("tol", tol, 0.0, np.inf, ">= 0")
+    if mesh is not None and exploration != "thompson":
+        errors.fail("mesh", "None unless exploration='thompson'", f"a mesh with {exploration!r}")
     full = covariance == "full"
     precision_shape = (num_features, num_features) if full else (num_features,)
 
@@ -363,6 +370,9 @@ def logistic_laplace(
             else:
                 offset = normals / jnp.sqrt(state.precision)
             weights = materialise(state.mean + alpha * offset)
+            if mesh is not None:
+                top, chosen = _sharded_top_scores(weights, ids, k, mesh)
+                return Selection(arms=chosen, scores=top)
             top, chosen = top_k_with_ids(linear_scores(weights, ids), rows, k)
         elif exploration == "epsilon_greedy":
             coin_key, choice_key = jax.random.split(key)
@@ -393,12 +403,7 @@ def logistic_laplace(
 
     def check_sample(state, candidate_ids, k):
         check_state(state)
-        _check_feature_ids("candidate_ids", candidate_ids, num_features)
-        num_candidates = np.shape(candidate_ids)[0]
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            errors.fail("k", f"an integer in [1, {num_candidates}]", repr(k))
-        if not 1 <= k <= num_candidates:
-            errors.fail("k", f"an integer in [1, {num_candidates}]", repr(k))
+        _check_candidates(candidate_ids, k, num_features, mesh)
 
     def sample(
         key: PRNGKey, state: LogisticState, candidate_ids: jax.Array, k: int = 1

@@ -338,3 +338,27 @@ def test_no_retrace_across_calls(covariance):
     for i in range(4):
         state, _ = step(jax.random.key(i), state)
     assert isinstance(state, LogisticState)
+
+
+@pytest.mark.sharding
+@pytest.mark.skipif(
+    jax.device_count() < 2,
+    reason="needs several devices: XLA_FLAGS=--xla_force_host_platform_device_count=8",
+)
+def test_candidate_sharded_thompson_equals_single_device():
+    from prime_science.core import mesh as mesh_lib
+
+    mesh = mesh_lib.arm_mesh()
+    num_candidates, num_features = 256 * mesh.devices.size, 200
+    rng = np.random.default_rng(1)
+    ids = jnp.asarray(rng.integers(-1, num_features, (num_candidates, 6)), jnp.int32)
+    single = logistic_laplace(num_features)
+    sharded = logistic_laplace(num_features, mesh=mesh)
+    state = single.update(
+        single.init(), ids[:100], jnp.asarray(rng.integers(0, 2, 100), jnp.float32)
+    )
+    placed = jax.device_put(ids, mesh_lib.arm_sharding(mesh))
+    for seed in range(3):
+        one = single.sample(jax.random.key(seed), state, ids, 5)
+        many = sharded.sample(jax.random.key(seed), state, placed, 5)
+        np.testing.assert_array_equal(np.asarray(one.arms), np.asarray(many.arms))

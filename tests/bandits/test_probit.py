@@ -483,3 +483,48 @@ def test_factor_update_ignores_padding_only_events():
     same = adf_factor_update(state, jnp.array([-1, -1]), lambda s: -s * s)
     np.testing.assert_array_equal(same.mean, state.mean)
     np.testing.assert_array_equal(same.variance, state.variance)
+
+
+# --- sharding: run with XLA_FLAGS=--xla_force_host_platform_device_count=8 ----------------
+
+
+@pytest.mark.sharding
+@pytest.mark.skipif(
+    jax.device_count() < 2,
+    reason="needs several devices: XLA_FLAGS=--xla_force_host_platform_device_count=8",
+)
+def test_candidate_sharded_thompson_equals_single_device():
+    from prime_science.core import mesh as mesh_lib
+
+    mesh = mesh_lib.arm_mesh()
+    num_candidates, num_features = 512 * mesh.devices.size, 300
+    rng = np.random.default_rng(0)
+    ids = jnp.asarray(rng.integers(-1, num_features, (num_candidates, 8)), jnp.int32)
+    single = probit_adf(num_features)
+    sharded = probit_adf(num_features, mesh=mesh)
+    state = single.init()
+    state = single.update(state, ids[:200], jnp.asarray(rng.integers(0, 2, 200), jnp.float32))
+    placed = jax.device_put(ids, mesh_lib.arm_sharding(mesh))
+    for k in (1, 10):
+        for seed in range(3):
+            one = single.sample(jax.random.key(seed), state, ids, k)
+            many = sharded.sample(jax.random.key(seed), state, placed, k)
+            np.testing.assert_array_equal(np.asarray(one.arms), np.asarray(many.arms))
+            np.testing.assert_allclose(np.asarray(one.scores), np.asarray(many.scores), rtol=1e-6)
+    one = single.sample_batch(jax.random.key(5), state, ids, 4, 3)
+    many = sharded.sample_batch(jax.random.key(5), state, placed, 4, 3)
+    np.testing.assert_array_equal(np.asarray(one.arms), np.asarray(many.arms))
+
+
+def test_mesh_needs_thompson_and_divisible_candidates():
+    from prime_science.core import mesh as mesh_lib
+
+    mesh = mesh_lib.arm_mesh(jax.devices()[:1])
+    with pytest.raises(InvalidArgumentError, match="mesh"):
+        probit_adf(4, exploration="greedy", mesh=mesh)
+    if jax.device_count() > 1:
+        mesh = mesh_lib.arm_mesh()
+        policy = probit_adf(4, mesh=mesh)
+        odd = jnp.zeros((mesh.devices.size + 1, 2), jnp.int32)
+        with pytest.raises(InvalidArgumentError, match="candidate_ids"):
+            policy.sample(jax.random.key(0), policy.init(), odd, 1)
