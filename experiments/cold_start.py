@@ -72,22 +72,24 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments._common import argmax_available, plot_mean_bands, standard_error
-from prime_science.bandits import features as ft
+from experiments._common import (
+    CalloutTraffic,
+    argmax_available,
+    block_prior_variance,
+    callout_traffic,
+    plot_mean_bands,
+    standard_error,
+    thompson_choices,
+)
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
 from prime_science.bandits.logistic import LogisticState, logistic_laplace
-from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
+from prime_science.bandits.probit import ProbitState, linear_scores, probit_adf
 from prime_science.core.errors import fail
 from prime_science.core.types import PRNGKey
 from prime_science.runner import Target
 from prime_science.sim.callout_world import (
-    BLOCK_SCALES,
-    CalloutWorld,
     CalloutWorldConfig,
     callout_feature_spec,
-    click_probabilities,
-    item_columns,
-    make_callout_world,
 )
 
 __all__ = [
@@ -224,14 +226,9 @@ class _Chooser(NamedTuple):
 
 
 def _prior_variance(config: Config) -> np.ndarray:
-    """``float32[num_features]``: ``probit_prior_scale * s_block^2`` for every block of
-    :data:`BLOCK_SCALES` (the world's weight scales, the prior an empirical-Bayes step would
-    aim at, SCIENCE §2.3), ``intercept_prior_variance`` for the intercept."""
-    spec = callout_feature_spec(config.world)
-    variance = np.full(spec.num_features, config.intercept_prior_variance, np.float32)
-    for name, scale in BLOCK_SCALES.items():
-        variance[spec.block_slices[name]] = config.probit_prior_scale * scale**2
-    return variance
+    return block_prior_variance(
+        config.world, config.probit_prior_scale, config.intercept_prior_variance
+    )
 
 
 def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[str, _Chooser]:
@@ -244,9 +241,7 @@ def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[
         return model.update(state, ids[segments, items], clicks.astype(jnp.float32))
 
     def thompson(key, state: ProbitState, segments, available):
-        return _thompson_choices(
-            key, state.mean, jnp.sqrt(state.variance), ids, segments, available
-        )
+        return thompson_choices(key, state.mean, jnp.sqrt(state.variance), ids, segments, available)
 
     def greedy(key, state: ProbitState, segments, available):
         scores = jnp.where(available, linear_scores(state.mean, ids), -jnp.inf)  # [2, items]
@@ -270,19 +265,6 @@ def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[
             ("epsilon_greedy", epsilon_greedy),
         )
     }
-
-
-def _thompson_choices(key, mean, std, ids, segments, available):
-    """Per request one weight draw ``w~ = mean + std * z``; the available item with the
-    largest ``x(c, X)^T w~`` for the request's segment."""
-
-    def one(inputs):
-        key, segment = inputs
-        noise = jax.random.normal(key, mean.shape, mean.dtype)
-        weights = materialise(mean + std * noise)
-        return argmax_available(linear_scores(weights, ids[segment]), available)
-
-    return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
 
 
 def _logistic_chooser(ids: jax.Array, num_features: int, config: Config) -> _Chooser:
@@ -309,7 +291,7 @@ def _logistic_chooser(ids: jax.Array, num_features: int, config: Config) -> _Cho
 
     def thompson(key, state: LogisticState, segments, available):
         std = jax.lax.rsqrt(state.precision)
-        return _thompson_choices(key, state.mean, std, ids, segments, available)
+        return thompson_choices(key, state.mean, std, ids, segments, available)
 
     return _Chooser(model.init, thompson, learn)
 
@@ -329,19 +311,19 @@ def _independent_chooser(num_items: int, config: Config) -> _Chooser:
 
 
 def _simulate(
-    chooser: _Chooser, hours: _Hour, world: CalloutWorld, probs: jax.Array, config: Config
+    chooser: _Chooser, hours: _Hour, traffic: CalloutTraffic, config: Config
 ) -> PolicyTrace:
     """One policy through the horizon: a ``lax.scan`` over hours."""
-    num_items = probs.shape[1]
+    probs, arrival_day = traffic.probs, traffic.arrival_day
 
     def step(carry, hour: _Hour):
         state, counts = carry
-        available = world.arrival_day <= hour.day
+        available = arrival_day <= hour.day
         items = chooser.choose(hour.key, state, hour.segments, available)
         shown = probs[hour.segments, items]
         clicks = hour.uniforms < shown
         state = chooser.learn(state, items, hour.segments, clicks)
-        arrival = world.arrival_day[items]
+        arrival = arrival_day[items]
         young = (arrival > 0) & (hour.day - arrival < config.young_days)
         trace = (
             jnp.sum(hour.best[hour.segments] - shown),
@@ -351,7 +333,7 @@ def _simulate(
         )
         return (state, counts.at[items].add(1.0)), trace
 
-    carry = (chooser.init(), jnp.zeros(num_items, jnp.float32))
+    carry = (chooser.init(), jnp.zeros(probs.shape[1], jnp.float32))
     (_, counts), traces = jax.lax.scan(step, carry, hours)
     return PolicyTrace(*traces, item_impressions=counts)
 
@@ -366,32 +348,28 @@ def run(key: PRNGKey, config: Config) -> Results:
         )
     key_world, key_segments, key_clicks, *policy_keys = jax.random.split(key, 3 + len(POLICIES))
     world_config = config.world
-    spec = callout_feature_spec(world_config)
-    world = make_callout_world(key_world, world_config)
-    columns = item_columns(world)
-    ids = jnp.stack([ft.encode(spec, columns, context={"segment": s}) for s in (0, 1)])
-    probs = jnp.stack([click_probabilities(world, spec, s) for s in (0, 1)])  # [2, items]
-
-    shape = (config.num_hours, config.impressions_per_hour)
-    segments = jax.random.bernoulli(key_segments, config.prime_share, shape).astype(jnp.int32)
-    uniforms = jax.random.uniform(key_clicks, shape)
+    traffic = callout_traffic(
+        (key_world, key_segments, key_clicks),
+        world_config,
+        config.num_days,
+        config.hours_per_day,
+        config.impressions_per_hour,
+        config.prime_share,
+    )
+    ids, num_features = traffic.ids, callout_feature_spec(world_config).num_features
     day = jnp.arange(config.num_hours, dtype=jnp.int32) // config.hours_per_day
-    best_by_day = jax.vmap(
-        lambda d: jnp.max(jnp.where(world.arrival_day <= d, probs, -jnp.inf), axis=1)
-    )(jnp.arange(config.num_days, dtype=jnp.int32))  # [days, 2]
-    best = best_by_day[day]  # [hours, 2]
-    oracle_value = jnp.sum(jnp.take_along_axis(best, segments, axis=1), axis=1)
 
     choosers = {
-        **_probit_choosers(ids, spec.num_features, config),
-        "thompson_logistic": _logistic_chooser(ids, spec.num_features, config),
+        **_probit_choosers(ids, num_features, config),
+        "thompson_logistic": _logistic_chooser(ids, num_features, config),
         "independent": _independent_chooser(world_config.num_items, config),
     }
     traces = {}
     for name, policy_key in zip(POLICIES, policy_keys, strict=True):
-        hours = _Hour(jax.random.split(policy_key, config.num_hours), day, segments, uniforms, best)
-        traces[name] = _simulate(choosers[name], hours, world, probs, config)
-    return Results(oracle_value, traces)
+        keys = jax.random.split(policy_key, config.num_hours)
+        hours = _Hour(keys, day, traffic.segments, traffic.uniforms, traffic.best)
+        traces[name] = _simulate(choosers[name], hours, traffic, config)
+    return Results(traffic.oracle_value, traces)
 
 
 def summarize(results: Results, config: Config) -> dict[str, float]:

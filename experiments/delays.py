@@ -78,8 +78,14 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
 from matplotlib.figure import Figure
 
-from experiments._common import argmax_available, standard_error
-from prime_science.bandits import features as ft
+from experiments._common import (
+    CalloutTraffic,
+    argmax_available,
+    block_prior_variance,
+    callout_traffic,
+    standard_error,
+    thompson_choices,
+)
 from prime_science.bandits.delayed import (
     dfm_probit_log_ratio,
     exponential_delays,
@@ -90,18 +96,10 @@ from prime_science.bandits.probit import (
     ProbitState,
     adf_factor_update,
     linear_scores,
-    materialise,
 )
 from prime_science.core.types import PRNGKey
 from prime_science.runner import Target
-from prime_science.sim.callout_world import (
-    BLOCK_SCALES,
-    CalloutWorldConfig,
-    callout_feature_spec,
-    click_probabilities,
-    item_columns,
-    make_callout_world,
-)
+from prime_science.sim.callout_world import CalloutWorldConfig
 
 __all__ = [
     "NAME",
@@ -228,14 +226,6 @@ def look_ages(config: Config) -> np.ndarray:
     return np.asarray(ages, np.int32)
 
 
-def _prior_variance(config: Config) -> np.ndarray:
-    spec = callout_feature_spec(config.world)
-    variance = np.full(spec.num_features, config.intercept_prior_variance, np.float32)
-    for name, scale in BLOCK_SCALES.items():
-        variance[spec.block_slices[name]] = config.probit_prior_scale * scale**2
-    return variance
-
-
 def look_step(
     state: ProbitState,
     ids: jax.Array,
@@ -277,18 +267,7 @@ def _predict(state: ProbitState, ids: jax.Array, beta: float) -> jax.Array:
     return ndtr(linear_scores(state.mean, ids) / jnp.sqrt(beta**2 + variance))
 
 
-class _World(NamedTuple):
-    """What every simulation of one seed shares (arrays; common random numbers)."""
-
-    ids: jax.Array  # int32[2, items, K]
-    probs: jax.Array  # float32[2, items]
-    arrival_day: jax.Array  # int32[items]
-    segments: jax.Array  # int32[H, R]
-    uniforms: jax.Array  # float32[H, R]
-    best: jax.Array  # float32[H, 2]
-
-
-def _shown_stats(world: _World, shown: jax.Array):
+def _shown_stats(world: CalloutTraffic, shown: jax.Array):
     """``(p, clicked)`` of the impressions ``shown: int32[H, R]``."""
     p = world.probs[world.segments, shown]
     return p, world.uniforms < p
@@ -321,15 +300,6 @@ def _simulate_probit(key, world, prior, delays, ages, censored, config):
     num_hours, num_requests = world.segments.shape
     before_ages = jnp.concatenate([jnp.zeros(1, ages.dtype), ages[:-1]])
 
-    def thompson(key, state, segments, available):
-        def one(inputs):
-            key, segment = inputs
-            noise = jax.random.normal(key, state.mean.shape, state.mean.dtype)
-            weights = materialise(state.mean + jnp.sqrt(state.variance) * noise)
-            return argmax_available(linear_scores(weights, world.ids[segment]), available)
-
-        return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
-
     def look(state, shown, looked_rate, hour, log_rate, first, before, now):
         """Every impression of hour ``hour + 1 - now`` (if any), looked at ``now`` hours old;
         ``looked_rate[s]`` is the log delay rate of the last look at hour ``s``'s impressions."""
@@ -356,7 +326,10 @@ def _simulate_probit(key, world, prior, delays, ages, censored, config):
         key, hour = inputs
         day = hour // config.hours_per_day
         segments = world.segments[hour]
-        items = thompson(key, state, segments, world.arrival_day <= day)
+        std = jnp.sqrt(state.variance)
+        items = thompson_choices(
+            key, state.mean, std, world.ids, segments, world.arrival_day <= day
+        )
         value = world.probs[segments, items]
         predicted = jnp.sum(_predict(state, world.ids[segments, items], beta))
         shown = shown.at[hour].set(items)
@@ -443,27 +416,23 @@ def _simulate_otf(world, delays, window, config):
 def run(key: PRNGKey, config: Config) -> Results:
     """Simulate one world; every (delay, strategy) through it (pure, jittable, one seed)."""
     key_world, key_segments, key_clicks, key_delays, key_policy = jax.random.split(key, 5)
-    world_config = config.world
-    spec = callout_feature_spec(world_config)
-    world = make_callout_world(key_world, world_config)
-    columns = item_columns(world)
-    ids = jnp.stack([ft.encode(spec, columns, context={"segment": s}) for s in (0, 1)])
-    probs = jnp.stack([click_probabilities(world, spec, s) for s in (0, 1)])  # [2, items]
-
-    shape = (config.num_hours, config.impressions_per_hour)
-    segments = jax.random.bernoulli(key_segments, config.prime_share, shape).astype(jnp.int32)
-    uniforms = jax.random.uniform(key_clicks, shape)
+    shared = callout_traffic(
+        (key_world, key_segments, key_clicks),
+        config.world,
+        config.num_days,
+        config.hours_per_day,
+        config.impressions_per_hour,
+        config.prime_share,
+    )
+    segments, uniforms, probs = shared.segments, shared.uniforms, shared.probs
+    shape = segments.shape
     unit_delays = sample_delays(key_delays, exponential_delays(1.0), math.prod(shape))
     unit_delays = unit_delays.reshape(shape)
-    day = jnp.arange(config.num_hours, dtype=jnp.int32) // config.hours_per_day
-    best_by_day = jax.vmap(
-        lambda d: jnp.max(jnp.where(world.arrival_day <= d, probs, -jnp.inf), axis=1)
-    )(jnp.arange(config.num_days, dtype=jnp.int32))
-    best = best_by_day[day]  # [hours, 2]
-    oracle_value = jnp.sum(jnp.take_along_axis(best, segments, axis=1), axis=1)
-    shared = _World(ids, probs, world.arrival_day, segments, uniforms, best)
-
-    variance0 = jnp.asarray(_prior_variance(config))
+    variance0 = jnp.asarray(
+        block_prior_variance(
+            config.world, config.probit_prior_scale, config.intercept_prior_variance
+        )
+    )
     prior = ProbitState(mean=jnp.zeros_like(variance0), variance=variance0)
     delays_hours = jnp.asarray(config.mean_delays, jnp.float32)
     num_delays = len(config.mean_delays)
@@ -506,7 +475,7 @@ def run(key: PRNGKey, config: Config) -> Results:
         observed.append(jnp.sum(seen, axis=(1, 2)).astype(jnp.float32))
         truth.append(jnp.sum(jnp.where(old_enough, shown_p, 0.0), axis=(1, 2)))
     return Results(
-        oracle_value,
+        shared.oracle_value,
         regret,
         predicted,
         value,
