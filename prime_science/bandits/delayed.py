@@ -660,6 +660,10 @@ def dfm_probit_log_ratio(
     with :func:`prime_science.bandits.probit.adf_factor_update` (``u = s / beta``).
     Broadcasts; ``before <= now``.
     """
+    if _concrete(before, now):
+        earlier, later = np.asarray(before, np.float64), np.asarray(now, np.float64)
+        if not np.all((earlier >= 0) & (later >= earlier)):
+            errors.fail("now", "ages with 0 <= before <= now", f"before={before}, now={now}")
     if previous_log_rate is None:
         previous_log_rate = log_rate
     log_then = _log_one_minus_p_cdf(u, previous_log_rate, before)

@@ -604,3 +604,10 @@ def test_dfm_probit_log_ratio_is_zero_before_anything_is_watched():
     u = jnp.array([-40.0, 0.0, 40.0])
     np.testing.assert_array_equal(delayed.dfm_probit_log_ratio(u, 0.0, 0.0, 0.0, False), 0.0)
     assert np.all(np.isfinite(delayed.dfm_probit_log_ratio(u, 0.0, 0.0, 1e6, False)))
+
+
+def test_dfm_probit_log_ratio_rejects_negative_or_decreasing_ages():
+    with pytest.raises(InvalidArgumentError, match="now: expected ages with 0 <= before <= now"):
+        delayed.dfm_probit_log_ratio(0.0, 0.0, -1.0, 2.0, False)
+    with pytest.raises(InvalidArgumentError, match="now: expected ages"):
+        delayed.dfm_probit_log_ratio(0.0, 0.0, 3.0, 2.0, False)
