@@ -86,7 +86,7 @@ from prime_science.bandits.logistic import LogisticState, logistic_laplace
 from prime_science.bandits.probit import ProbitState, linear_scores, probit_adf
 from prime_science.core.errors import fail
 from prime_science.core.types import PRNGKey
-from prime_science.runner import Target
+from prime_science.runner import Target, pooled_metrics
 from prime_science.sim.callout_world import (
     CalloutWorldConfig,
     callout_feature_spec,
@@ -497,28 +497,37 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     regret_path = out_dir / "cumulative_regret.png"
     figure.savefig(regret_path, dpi=120)
 
-    per_seed = [summarize(jax.tree.map(lambda x, s=s: x[s], results), config) for s in range(seeds)]
     paths = [regret_path]
-    for metric, label in (
-        ("young_ctr", "CTR on items < 2 days old"),
-        ("long_tail_share", "impressions outside the top 10% items"),
+    young_ctr = pooled_metrics(pooled, results, config, seeds)
+    young = [young_ctr[f"pooled_young_ctr_{name}"]["mean"] for name in POLICIES]
+    young_se = [young_ctr[f"pooled_young_ctr_{name}"]["se"] or 0.0 for name in POLICIES]
+    per_seed = [summarize(jax.tree.map(lambda x, s=s: x[s], results), config) for s in range(seeds)]
+    tail = np.array([[m[f"long_tail_share_{name}"] for name in POLICIES] for m in per_seed])
+    for metric, label, means, errors, note in (
+        (
+            "young_ctr",
+            "CTR on items < 2 days old (pooled)",
+            young,
+            young_se,
+            "pooled over seeds (± jackknife s.e.)",
+        ),
+        (
+            "long_tail_share",
+            "impressions outside the top 10% items",
+            tail.mean(0),
+            standard_error(tail),
+            f"{seeds} seeds (± s.e.)",
+        ),
     ):
-        values = np.array([[m[f"{metric}_{name}"] for name in POLICIES] for m in per_seed])
-        # young_ctr is NaN for a seed in which a policy never showed a young item
-        finite = [column[np.isfinite(column)] for column in values.T]
-        figure = Figure(figsize=(5.6, 3.8), layout="constrained")
+        figure = Figure(figsize=(6.4, 4.0), layout="constrained")
         axes = figure.subplots()
-        axes.bar(
-            list(POLICIES),
-            [column.mean() if column.size else 0.0 for column in finite],
-            yerr=[float(standard_error(column)) for column in finite],
-            capsize=4,
-        )
-        for position, column in enumerate(finite):
-            if column.size < seeds:  # seeds in which the policy showed no young item
-                note = f"{column.size}/{seeds} seeds" if column.size else "none shown"
-                axes.annotate(note, (position, 0.0), ha="center", va="bottom")
-        axes.set(ylabel=label, title=f"{seeds} seeds (± s.e.)")
+        shown = np.nan_to_num(np.asarray(means, np.float64))
+        axes.bar(list(POLICIES), shown, yerr=errors, capsize=4)
+        for position, value in enumerate(means):
+            if not np.isfinite(value):  # the policy never showed a young item
+                axes.annotate("none shown", (position, 0.0), ha="center", va="bottom")
+        axes.tick_params(axis="x", labelrotation=20)
+        axes.set(ylabel=label, title=note)
         path = out_dir / f"{metric}.png"
         figure.savefig(path, dpi=120)
         paths.append(path)

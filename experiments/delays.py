@@ -572,7 +572,8 @@ targets = [
 
 
 def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
-    """Cumulative regret per strategy per delay (bars, mean +- s.e.); naive ratio vs F(e)."""
+    """Cumulative regret per strategy per delay (bars, mean +- s.e.); naive ratio vs F(e);
+    final calibration per strategy per delay."""
     out_dir = Path(out_dir)
     seeds = results.oracle_value.shape[0]
     regret = np.asarray(results.regret, np.float64).sum(-1)  # [seeds, D, S]
@@ -621,4 +622,29 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     axes.legend()
     bias_path = out_dir / "naive_bias.png"
     figure.savefig(bias_path, dpi=120)
-    return [regret_path, bias_path]
+
+    total_value = np.asarray(results.value, np.float64).sum(-1)  # [seeds, D, S]
+    calibration = np.asarray(results.final_predicted, np.float64) / total_value
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.subplots()
+    for j, name in enumerate(STRATEGIES):
+        axes.bar(
+            positions + (j - (len(STRATEGIES) - 1) / 2) * width,
+            calibration[:, :, j].mean(0),
+            width,
+            yerr=standard_error(calibration[:, :, j]),
+            capsize=3,
+            label=name,
+        )
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks(positions, [f"{d:g} h" for d in config.mean_delays])
+    axes.set(
+        xlabel="mean click delay",
+        ylabel="final predicted CTR / true CTR",
+        title=f"CTR estimate over all impressions at the end ({seeds} seeds ± s.e.; "
+        "otf estimates tau_m p)",
+    )
+    axes.legend()
+    calibration_path = out_dir / "final_calibration.png"
+    figure.savefig(calibration_path, dpi=120)
+    return [regret_path, bias_path, calibration_path]

@@ -54,6 +54,7 @@ __all__ = [
     "data_dir",
     "describe",
     "get_experiment",
+    "pooled_metrics",
     "register",
     "registry",
     "run_experiment",
@@ -212,7 +213,7 @@ def run_experiment(
     ]
     metrics = {name: _mean_and_se([m[name] for m in per_seed]) for name in per_seed[0]}
     if hasattr(experiment, "pooled"):
-        metrics.update(_pooled(experiment, results, config, seeds))
+        metrics.update(pooled_metrics(experiment.pooled, results, config, seeds))
     plots = experiment.plot(results, config, folder)
     record = {
         "name": experiment.NAME,
@@ -244,13 +245,18 @@ def _mean_and_se(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": float(array.mean()), "se": se, "values": array.tolist()}
 
 
-def _pooled(experiment: Any, results: Any, config: Any, seeds: int) -> dict[str, Any]:
-    """``experiment.pooled`` over all seeds, with a jackknife s.e. over leave-one-seed-out."""
-    values = experiment.pooled(results, config)
+def pooled_metrics(
+    pooled: Callable[[Any, Any], Mapping[str, float]], results: Any, config: Any, seeds: int
+) -> dict[str, dict[str, Any]]:
+    """``pooled(results, config)`` over all ``seeds`` (leading axis of every leaf), each value
+    with a leave-one-seed-out jackknife standard error ``sqrt((S - 1) / S * sum_s (t_s -
+    t_bar)^2)`` (``None`` for one seed or a non-finite leave-one-out value): ``{name: {"mean",
+    "se", "pooled": True}}``."""
+    values = pooled(results, config)
     if seeds < 2:
         return {name: {"mean": value, "se": None, "pooled": True} for name, value in values.items()}
     keep = [np.delete(np.arange(seeds), s) for s in range(seeds)]
-    left_out = [experiment.pooled(jax.tree.map(lambda x, k=k: x[k], results), config) for k in keep]
+    left_out = [pooled(jax.tree.map(lambda x, k=k: x[k], results), config) for k in keep]
     record = {}
     for name, value in values.items():
         loo = np.asarray([row[name] for row in left_out], np.float64)
