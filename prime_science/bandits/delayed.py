@@ -44,9 +44,12 @@ labels and weights can consume them. They are **snapshots**, not increments:
 ``model_final`` only ever receives final rows, each once; the live part is recomputed from
 the ledger at each ``now`` and replaces (never adds to) the previous snapshot. When a late
 label turns a pending impression positive, the next snapshot simply carries label 1, so no
-impression is ever counted twice. An online model that cannot un-learn (probit ADF) runs
-the ledger with ``window = m`` instead and folds ``wait_for_matured(expired, now, m)`` once
-per :func:`expire`: every row it sees is already final.
+impression is ever counted twice. An online model that cannot un-learn (probit ADF) either
+runs the ledger with ``window = m`` and folds ``wait_for_matured(expired, now, m)`` once per
+:func:`expire` (every row it sees is already final), or looks at each impression at a few
+ages and folds in, each time, only what the likelihood gained since the previous look:
+:func:`dfm_probit_log_ratio` with :func:`prime_science.bandits.probit.adf_factor_update`
+(the ratios telescope to the DFM likelihood; ``experiments/delays.py``).
 
 * :func:`wait_for_matured` — rows with elapsed ``>= m``; label = converted within ``m``.
 * :func:`naive` — every shown impression, label = converted by ``now`` (pending = 0). For an

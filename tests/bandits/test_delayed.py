@@ -611,3 +611,60 @@ def test_dfm_probit_log_ratio_rejects_negative_or_decreasing_ages():
         delayed.dfm_probit_log_ratio(0.0, 0.0, -1.0, 2.0, False)
     with pytest.raises(InvalidArgumentError, match="now: expected ages"):
         delayed.dfm_probit_log_ratio(0.0, 0.0, 3.0, 2.0, False)
+
+
+@pytest.mark.parametrize("model", ["probit", "logistic"])
+def test_ledger_strategies_feed_both_click_models(model):
+    """The ledger's training rows drive either model: a naive snapshot under-estimates the
+    eventual rate by F(e); the censored rows with DFM fractional labels (EM, rate known) put
+    the model's predicted rate near the truth. One feature (an intercept), float64."""
+    from prime_science.bandits.logistic import logistic_laplace
+    from prime_science.bandits.probit import probit_adf
+
+    rng = np.random.default_rng(3)
+    n, p, mean_delay, now = 4000, 0.2, 10.0, 30.0
+    shown = rng.uniform(0.0, now, n)
+    converts = rng.uniform(size=n) < p
+    arrives = shown + rng.exponential(mean_delay, n)
+    state = delayed.ledger_init(8192)
+    state = delayed.record_impressions(
+        state, jnp.arange(n), jnp.zeros(n, jnp.int32), jnp.zeros(n, jnp.int32), jnp.asarray(shown)
+    )
+    seen = converts & (arrives <= now)
+    state = delayed.record_labels(state, jnp.flatnonzero(seen), jnp.asarray(arrives[seen]))
+    rows = delayed.censored(state, now)
+    live = np.asarray(rows.weight) > 0
+    label, time = np.asarray(rows.label)[live], np.asarray(rows.time)[live]
+    ids = jnp.zeros((2 * label.size, 1), jnp.int32)
+    with jax.enable_x64(True):
+        policy = (
+            probit_adf(1, prior_variance=4.0)
+            if model == "probit"
+            else logistic_laplace(1, prior_variance=4.0)
+        )
+        prior = policy.init(jnp.float64)
+
+        def fit(fraction):  # rows (1, w = fraction) and (0, w = 1 - fraction), from the prior
+            clicks = jnp.concatenate([jnp.ones(label.size), jnp.zeros(label.size)])
+            weights = jnp.concatenate([fraction, 1.0 - fraction])
+            if model == "probit":  # ADF takes no weights: whole rows, in a random order
+                draw = np.random.default_rng(0)
+                keep = np.flatnonzero(draw.uniform(size=weights.size) < np.asarray(weights))
+                keep = draw.permutation(keep)  # ADF depends on the order: no sorted labels
+                return policy.update(prior, ids[keep], clicks[keep])
+            return policy.update(prior, ids, clicks, weights)
+
+        def rate(state):
+            return float(policy.predict(state, jnp.zeros((1, 1), jnp.int32))[0])
+
+        naive_rate = rate(fit(jnp.asarray(label)))
+        fraction = jnp.asarray(label)
+        for _ in range(30):  # EM: E-step fractional labels, M-step refit from the prior
+            logit = math.log(rate(fit(fraction))) - math.log1p(-rate(fit(fraction)))
+            fraction = delayed.dfm_conversion_probability(
+                logit, -math.log(mean_delay), jnp.asarray(label), jnp.asarray(time)
+            )
+        em_rate = rate(fit(fraction))
+    share = np.mean(1.0 - np.exp(-(now - shown) / mean_delay))  # E[F(elapsed)]
+    assert abs(naive_rate - p * share) < 0.03
+    assert abs(em_rate - p) < 0.03 < abs(naive_rate - p)
