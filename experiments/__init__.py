@@ -4,12 +4,12 @@ Each module defines ``NAME``, ``Config`` (with ``quick()`` and ``full()``), ``ru
 ``summarize``, ``targets`` and ``plot``; ``prime-science reproduce`` runs all of ``EXPERIMENTS``.
 """
 
-from experiments import callout_regret, cold_start, delays
+from experiments import callout_regret, cold_start, delays, meta_prior
 from prime_science.runner import register
 
 __all__ = ["EXPERIMENTS"]
 
-EXPERIMENTS = (callout_regret, cold_start, delays)
+EXPERIMENTS = (callout_regret, cold_start, delays, meta_prior)
 
 for _experiment in EXPERIMENTS:
     register(_experiment)
