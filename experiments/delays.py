@@ -31,7 +31,11 @@ is never counted twice:
   impression when its label changes, SCIENCE §3.2). The delay rate is FITTED: at the start
   of every day ``k >= 1``, :func:`prime_science.bandits.delayed.fit_dfm` fits it jointly with
   a conversion probability per segment on every impression shown so far (labels and
-  censoring times as seen then); day 0 uses the guess ``initial_mean_delay`` (12 h). Each
+  censoring times as seen then), as a MAP with a log-normal prior on the rate centred on the
+  guess ``initial_mean_delay`` (12 h; s.d. ``delay_prior_sd = 1`` in log rate), which is also
+  the rate of day 0. Without the prior the early fits swung from 6 h to 509 h for a true
+  72 h (one or two days of data barely identify a long delay), and the resulting DFM
+  factors left the final CTR estimate at 0.55 to 3.9 times the truth across 5 seeds. Each
   look's ratio uses the rate of the impression's previous look in its denominator, so the
   product telescopes even though the rate changes from day to day.
 * ``otf``: the windowed estimator of Vernade et al. 2020 (SCIENCE §3.3) as a baseline, with
@@ -130,7 +134,9 @@ class Config(NamedTuple):
         impression; the last one is their attribution window.
       wait_factor: ``wait`` (and ``otf``'s window) uses ``m = min(ceil(wait_factor * d),
         horizon)``.
-      initial_mean_delay: ``censored``'s delay guess (hours) before its first fit.
+      initial_mean_delay: ``censored``'s delay guess (hours) before its first fit, and the
+        centre of the prior of its fits.
+      delay_prior_sd: s.d. of the log-normal prior of the fitted delay rate.
       dfm_iters: L-BFGS iterations of each daily ``fit_dfm``.
       otf_regularization, otf_alpha, otf_delta: ``lambda``, ``alpha``, ``delta`` of ``otf``.
       bias_ages: elapsed times ``e`` (hours) of the naive-ratio metric.
@@ -147,6 +153,7 @@ class Config(NamedTuple):
     checkpoints: tuple[int, ...] = (1, 6, 24, 72, 168)
     wait_factor: float = 2.0
     initial_mean_delay: float = 12.0
+    delay_prior_sd: float = 1.0
     dfm_iters: int = 100
     otf_regularization: float = 1.0
     otf_alpha: float = 0.001
@@ -273,7 +280,7 @@ def _shown_stats(world: CalloutTraffic, shown: jax.Array):
     return p, world.uniforms < p
 
 
-def _fit_log_rate(world, shown, delays, now, iters):
+def _fit_log_rate(world, shown, delays, now, iters, log_rate_prior):
     """``log lambda`` of the DFM fitted on the impressions of hours ``< now`` (as seen then),
     jointly with a conversion probability per segment (pooled over items: the delay law does
     not depend on the item, and per-item probabilities of rarely shown items would trade off
@@ -289,6 +296,7 @@ def _fit_log_rate(world, shown, delays, now, iters):
         world.segments.ravel(),
         2,
         (elapsed > 0).ravel().astype(jnp.float32),
+        log_rate_prior=log_rate_prior,
         max_iters=iters,
     )
     return params.log_rate.reshape(-1)[0]
@@ -343,7 +351,8 @@ def _simulate_probit(key, world, prior, delays, ages, censored, config):
     def day_step(carry, day):
         state, shown, looked_rate, log_rate = carry
         now = (day * config.hours_per_day).astype(jnp.float32)
-        fitted = _fit_log_rate(world, shown, delays, now, config.dfm_iters)
+        prior = (-math.log(config.initial_mean_delay), config.delay_prior_sd)
+        fitted = _fit_log_rate(world, shown, delays, now, config.dfm_iters, prior)
         log_rate = jnp.where(day > 0, fitted, log_rate)
         hours = day * config.hours_per_day + jnp.arange(config.hours_per_day, dtype=jnp.int32)
         keys = jax.vmap(lambda h: jax.random.fold_in(key, h))(hours)
