@@ -668,3 +668,20 @@ def test_ledger_strategies_feed_both_click_models(model):
     share = np.mean(1.0 - np.exp(-(now - shown) / mean_delay))  # E[F(elapsed)]
     assert abs(naive_rate - p * share) < 0.03
     assert abs(em_rate - p) < 0.03 < abs(naive_rate - p)
+
+
+def test_fit_dfm_log_rate_prior_is_a_map_that_data_override():
+    """A tight prior holds the rate at its centre; a loose one leaves the MLE; the MAP lies
+    between the MLE and the centre."""
+    rng = np.random.default_rng(11)
+    labels, times, groups = _simulate_dfm(rng, np.array([0.2]), np.array([0.2]), 4000)
+    mle, _ = delayed.fit_dfm(labels, times, groups, 1)
+    centre = math.log(0.05)
+    tight, _ = delayed.fit_dfm(labels, times, groups, 1, log_rate_prior=(centre, 1e-3))
+    loose, _ = delayed.fit_dfm(labels, times, groups, 1, log_rate_prior=(centre, 1e3))
+    medium, _ = delayed.fit_dfm(labels, times, groups, 1, log_rate_prior=(centre, 0.05))
+    assert abs(float(tight.log_rate[0]) - centre) < 0.01
+    assert abs(float(loose.log_rate[0]) - float(mle.log_rate[0])) < 1e-3
+    assert centre < float(medium.log_rate[0]) < float(mle.log_rate[0])
+    with pytest.raises(InvalidArgumentError, match="log_rate_prior: expected"):
+        delayed.fit_dfm(labels, times, groups, 1, log_rate_prior=(centre, 0.0))
