@@ -26,6 +26,7 @@ __all__ = [
     "plot_mean_bands",
     "CalloutTraffic",
     "callout_traffic",
+    "world_config",
     "block_prior_variance",
     "thompson_choices",
 ]
@@ -131,3 +132,15 @@ def thompson_choices(key, mean, std, ids, segments, available):
         return argmax_available(linear_scores(weights, ids[segment]), available)
 
     return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
+
+
+def world_config(config, last_arrival_day: int) -> CalloutWorldConfig:
+    """The callout world of an experiment ``config`` (with ``num_initial_items``,
+    ``new_items_per_day`` and ``prime_share``) whose last items arrive on
+    ``last_arrival_day``."""
+    return CalloutWorldConfig(
+        num_initial_items=config.num_initial_items,
+        new_items_per_day=config.new_items_per_day,
+        num_days=last_arrival_day,
+        prime_share=config.prime_share,
+    )

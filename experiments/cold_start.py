@@ -80,6 +80,7 @@ from experiments._common import (
     plot_mean_bands,
     standard_error,
     thompson_choices,
+    world_config,
 )
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
 from prime_science.bandits.logistic import LogisticState, logistic_laplace
@@ -163,12 +164,7 @@ class Config(NamedTuple):
     @property
     def world(self) -> CalloutWorldConfig:
         """The world: its last arrivals land on day ``num_days - 1``, inside the horizon."""
-        return CalloutWorldConfig(
-            num_initial_items=self.num_initial_items,
-            new_items_per_day=self.new_items_per_day,
-            num_days=self.num_days - 1,
-            prime_share=self.prime_share,
-        )
+        return world_config(self, self.num_days - 1)
 
     @property
     def num_hours(self) -> int:

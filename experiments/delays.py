@@ -89,6 +89,7 @@ from experiments._common import (
     callout_traffic,
     standard_error,
     thompson_choices,
+    world_config,
 )
 from prime_science.bandits.delayed import (
     dfm_probit_log_ratio,
@@ -177,12 +178,8 @@ class Config(NamedTuple):
 
     @property
     def world(self) -> CalloutWorldConfig:
-        return CalloutWorldConfig(
-            num_initial_items=self.num_initial_items,
-            new_items_per_day=self.new_items_per_day,
-            num_days=self.num_days - 1,
-            prime_share=self.prime_share,
-        )
+        """The world: its last arrivals land on day ``num_days - 1``, inside the horizon."""
+        return world_config(self, self.num_days - 1)
 
     @property
     def num_hours(self) -> int:

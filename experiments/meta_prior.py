@@ -77,7 +77,7 @@ import optax
 from jax.scipy.special import log_ndtr
 from matplotlib.figure import Figure
 
-from experiments._common import argmax_available, standard_error
+from experiments._common import argmax_available, standard_error, world_config
 from prime_science.bandits import features as ft
 from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
 from prime_science.core.types import PRNGKey
@@ -176,12 +176,7 @@ class Config(NamedTuple):
 
     def world(self, num_days: int) -> CalloutWorldConfig:
         """A world whose last arrivals land on day ``num_days``."""
-        return CalloutWorldConfig(
-            num_initial_items=self.num_initial_items,
-            new_items_per_day=self.new_items_per_day,
-            num_days=num_days,
-            prime_share=self.prime_share,
-        )
+        return world_config(self, num_days)
 
     @property
     def num_deploy_hours(self) -> int:
