@@ -4,12 +4,12 @@ Each module defines ``NAME``, ``Config`` (with ``quick()`` and ``full()``), ``ru
 ``summarize``, ``targets`` and ``plot``; ``prime-science reproduce`` runs all of ``EXPERIMENTS``.
 """
 
-from experiments import callout_regret, cold_start, delays, meta_prior
+from experiments import callout_regret, cold_start, delays, layout_search, layouts, meta_prior
 from prime_science.runner import register
 
 __all__ = ["EXPERIMENTS"]
 
-EXPERIMENTS = (callout_regret, cold_start, delays, meta_prior)
+EXPERIMENTS = (callout_regret, cold_start, delays, meta_prior, layout_search, layouts)
 
 for _experiment in EXPERIMENTS:
     register(_experiment)

@@ -1,7 +1,9 @@
 """Throughput of Thompson-sampling kernels, with their baselines timed in the same run.
 
-Two suites share one driver (:class:`Suite` names a suite's kernels and inputs; :func:`run_suite`
-compiles, times, budgets, computes the ratios and writes ``<suite>.json`` and ``.md``).
+Three suites share one driver (:class:`Suite` names a suite's kernels and inputs;
+:func:`run_suite` compiles, times, budgets, computes the ratios and writes ``<suite>.json`` and
+``.md``): the two below and ``hill_climb`` (layout search over ``10^N`` layouts for ``B``
+requests against numpy; :mod:`prime_science.layouts.benchmark`).
 
 ``beta_bernoulli_sample``: draw once from every arm's Beta posterior and return
 the best arm (``k = 1``), for ``N`` arms and ``B`` independent requests. Kernels, per
@@ -120,10 +122,15 @@ PROBIT_NUM_FEATURES = 5_000
 PROBIT_NUM_ACTIVE = 8
 PROBIT_TOP_K = 10
 PROBIT_HOST_BYTES_PER_CANDIDATE = 8 * PROBIT_NUM_ACTIVE  # int32 ids, numpy's float32 gather
+HILL_CLIMB_BENCHMARK_NAME = "hill_climb"
+
 DEFAULT_SIZES = {
     BENCHMARK_NAME: {False: CPU_SIZES, True: ACCELERATOR_SIZES},
     PROBIT_BENCHMARK_NAME: {False: PROBIT_CPU_SIZES, True: PROBIT_ACCELERATOR_SIZES},
+    HILL_CLIMB_BENCHMARK_NAME: {False: (10,), True: (10,)},  # N = components, 10 variants each
 }
+SUITE_BATCHES = {HILL_CLIMB_BENCHMARK_NAME: (1, 1024)}
+"""Default request counts ``B`` of a suite, where they differ from :data:`DEFAULT_BATCHES`."""
 
 COMPILE_METHOD = (
     "wall time of jax.jit(fn).lower(*args).compile() (trace + lower + XLA compile); "
@@ -633,9 +640,19 @@ def probit_scoring_suite(factory: Callable[..., Any] | None = None) -> Suite:
     )
 
 
+def hill_climb_suite(factory: Callable[..., Any] | None = None) -> Suite:
+    """Layout hill climbing for ``B`` requests in a ``10^N``-layout space
+    (:func:`prime_science.layouts.benchmark.hill_climb_suite`; imported on use, since that
+    module builds on this one)."""
+    from prime_science.layouts.benchmark import hill_climb_suite as build
+
+    return build(factory)
+
+
 SUITES: dict[str, Callable[..., Suite]] = {
     BENCHMARK_NAME: beta_bernoulli_suite,
     PROBIT_BENCHMARK_NAME: probit_scoring_suite,
+    HILL_CLIMB_BENCHMARK_NAME: hill_climb_suite,
 }
 """Suite builders by name; each takes an optional policy ``factory``."""
 
@@ -1039,8 +1056,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prime-science bench",
         description="Time Beta-Bernoulli Thompson sampling (k = 1) against numpy and a "
-        "normal-draw floor (beta_bernoulli_sample), and probit Thompson scoring + top-10 "
-        "against numpy (probit_scoring); write <suite>.json and .md.",
+        "normal-draw floor (beta_bernoulli_sample), probit Thompson scoring + top-10 "
+        "against numpy (probit_scoring) and layout hill climbing against numpy (hill_climb); "
+        "write <suite>.json and .md.",
     )
     parser.add_argument(
         "--suite",
@@ -1053,10 +1071,14 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         nargs="+",
         help="numbers of arms / candidates N (default beta_bernoulli_sample: 1e5 1e6 1e7, "
-        "probit_scoring: 1e5 1e6; one size more with --gpu or on a GPU)",
+        "probit_scoring: 1e5 1e6; one size more with --gpu or on a GPU); for hill_climb the "
+        "number of components (default 10), taken from --sizes only with --suite hill_climb",
     )
     parser.add_argument(
-        "--batches", type=_count, nargs="+", help="requests per call B (default 1 256)"
+        "--batches",
+        type=_count,
+        nargs="+",
+        help="requests per call B (default 1 256; hill_climb: 1 1024)",
     )
     parser.add_argument(
         "--repeats",
@@ -1097,11 +1119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.out or Path("benchmarks", "results", jax.devices()[0].platform))
     for name in names:
         sizes = default_sizes(accelerator, name)
-        batches, repeats = DEFAULT_BATCHES, DEFAULT_REPEATS
+        batches, repeats = SUITE_BATCHES.get(name, DEFAULT_BATCHES), DEFAULT_REPEATS
+        # hill_climb's N counts components (10^N layouts), not arms: with --suite all it
+        # keeps its own sizes, so that --sizes 1e6 does not ask for a 10^(10^6) space
+        counts_items = name != HILL_CLIMB_BENCHMARK_NAME
         if args.quick:
-            sizes, batches, repeats = QUICK_SIZES, QUICK_BATCHES, QUICK_REPEATS
+            sizes = QUICK_SIZES if counts_items else sizes
+            batches, repeats = QUICK_BATCHES, QUICK_REPEATS
+        if args.sizes and (counts_items or args.suite == name):
+            sizes = args.sizes
         config = SuiteConfig(
-            sizes=tuple(args.sizes or sizes),
+            sizes=tuple(sizes),
             batches=tuple(args.batches or batches),
             repeats=args.repeats or repeats,
             max_seconds=args.max_seconds,

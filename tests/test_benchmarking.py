@@ -222,6 +222,9 @@ def test_main_on_the_real_kernel(tmp_path):
     _check_outputs(tmp_path, 10_000, (1, 2), kernels)
     probit = json.loads((tmp_path / "probit_scoring.json").read_text())  # --suite all
     assert {r["kernel"] for r in probit["rows"]} == {"ours", "ours_greedy", "numpy"}
+    # hill_climb's N counts components: --sizes does not reach it under --suite all
+    layouts = json.loads((tmp_path / "hill_climb.json").read_text())
+    assert {r["num_arms"] for r in layouts["rows"]} == {10}
 
 
 def test_numpy_top_k_selects_what_jnp_and_the_policy_select_on_the_same_draw():

@@ -1,0 +1,358 @@
+"""The layout space and its feature map (Hill et al. 2017, SCIENCE §4.1).
+
+A message has ``D`` components (headline, image, button ...); component ``i`` has ``N_i``
+variants, so a layout is ``A = (A_1, ..., A_D)`` with ``A_i in {0 .. N_i - 1}`` and there are
+``prod_i N_i`` layouts. An optional context is ``x in {0, 1}^C`` (``C`` binary indicators).
+The model scores a layout linearly in a weight table ``W``::
+
+    s(A, x) = W0 + sum_i W1_i(A_i) + sum_{j<k} W2_jk(A_j, A_k)
+              + sum_l x_l Wc_l + sum_{m, l} x_l W1c_ml(A_m).
+
+``model="mvt2"`` keeps every term; ``model="mvt1"`` drops the pairwise ``W2`` block (first
+order only). With ``C > 0`` the context terms make it "MVT2c" (or MVT1 with context).
+
+Feature ids. The table is laid out block after block, and a layout activates exactly one id
+per term::
+
+    block           ids                                              count
+    intercept       0                                                1
+    first order     1 + sum_{j<i} N_j + v         (component i, variant v)     sum_i N_i
+    pairwise        offset_jk + a * N_k + b      (j < k, A_j = a, A_k = b)   sum_{j<k} N_j N_k
+    context         offset_c + l                                      C
+    context x var.  offset_cv + l * sum_i N_i + (first-order id - 1)  C sum_i N_i
+
+so ``M = 1 + sum_i N_i [+ sum_{j<k} N_j N_k] [+ C + C sum_i N_i]`` and a layout's id list has
+``K = 1 + D [+ D (D - 1) / 2] [+ C + C D]`` slots; a context slot holds ``-1`` (padding, the
+convention of :mod:`prime_science.bandits.probit`) where ``x_l = 0``. The ids feed
+``probit_adf(M).update`` directly, and :func:`score` is its ``linear_scores``.
+
+Incremental scores. Changing component ``c`` to ``v`` (others fixed) changes only the terms
+that involve ``c``::
+
+    delta_c(v) = W1_c(v) + sum_{j != c} W2_cj(v, A_j) + sum_l x_l W1c_cl(v),
+    s(A with A_c = v) - s(A) = delta_c(v) - delta_c(A_c).
+
+:func:`score_tables` copies ``W`` once per weight draw into dense tables (a constant, a
+``[D, N_max]`` first-order table with the context folded in, and the pairwise weights as a
+symmetric ``(D N_max) x (D N_max)`` block matrix with zero diagonal blocks); then
+:func:`component_deltas` costs ``O(D N_max)`` per component and :func:`table_score` ``O(D^2)``
+per layout. Variants beyond ``N_i`` (padding up to ``N_max``) get ``-inf`` in the first-order
+table, so an argmax over ``delta_c`` never picks them.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prime_science.bandits.probit import linear_scores
+from prime_science.core import errors
+
+__all__ = [
+    "MODELS",
+    "LayoutSpace",
+    "ScoreTables",
+    "layout_space",
+    "check_layouts",
+    "check_contexts",
+    "feature_ids",
+    "score",
+    "score_tables",
+    "table_score",
+    "component_deltas",
+    "interaction_sums",
+    "all_layouts",
+]
+
+MODELS = ("mvt1", "mvt2")
+"""``"mvt1"``: intercept + first-order terms; ``"mvt2"``: plus pairwise component terms."""
+
+
+class LayoutSpace(NamedTuple):
+    """A validated layout space (static and hashable: ``jit`` may close over it).
+
+    Attributes:
+      num_variants: ``(N_1, ..., N_D)``, each ``>= 1``.
+      num_context: ``C >= 0``, the width of the binary context.
+      model: one of :data:`MODELS`.
+    """
+
+    num_variants: tuple[int, ...]
+    num_context: int = 0
+    model: str = "mvt2"
+
+    @property
+    def num_components(self) -> int:
+        """``D``."""
+        return len(self.num_variants)
+
+    @property
+    def max_variants(self) -> int:
+        """``N_max = max_i N_i``, the padded width of the search tables."""
+        return max(self.num_variants)
+
+    @property
+    def num_layouts(self) -> int:
+        """``prod_i N_i`` (a Python int: exact even for ``1e10``)."""
+        return math.prod(self.num_variants)
+
+    @property
+    def num_pairs(self) -> int:
+        """Pairwise terms per layout: ``D (D - 1) / 2`` for ``mvt2``, 0 for ``mvt1``."""
+        d = self.num_components
+        return d * (d - 1) // 2 if self.model == "mvt2" else 0
+
+    @property
+    def num_active(self) -> int:
+        """``K``: id slots per layout (context slots included, padded with -1 when off)."""
+        d, c = self.num_components, self.num_context
+        return 1 + d + self.num_pairs + c + c * d
+
+    @property
+    def num_features(self) -> int:
+        """``M``: the length of the weight table."""
+        return int(_offsets(self)["num_features"])
+
+
+def layout_space(num_variants: Any, num_context: int = 0, model: str = "mvt2") -> LayoutSpace:
+    """Check the arguments and build a :class:`LayoutSpace`.
+
+    Raises ``InvalidArgumentError`` naming the argument for: ``num_variants`` not a non-empty
+    sequence of positive integers (zero variants included), ``num_context`` not an integer
+    ``>= 0``, ``model`` not in :data:`MODELS`.
+    """
+    values = tuple(num_variants) if isinstance(num_variants, list | tuple) else None
+    ok = values is not None and len(values) > 0
+    ok = ok and all(
+        not isinstance(n, bool) and isinstance(n, int | np.integer) and n >= 1 for n in values
+    )
+    if not ok:
+        errors.fail("num_variants", "a non-empty sequence of integers >= 1", repr(num_variants))
+    if (
+        isinstance(num_context, bool)
+        or not isinstance(num_context, int | np.integer)
+        or num_context < 0
+    ):
+        errors.fail("num_context", "an integer >= 0", repr(num_context))
+    if model not in MODELS:
+        errors.fail("model", f"one of {MODELS}", repr(model))
+    return LayoutSpace(tuple(int(n) for n in values), int(num_context), model)
+
+
+@functools.lru_cache(maxsize=64)
+def _offsets(space: LayoutSpace) -> dict[str, Any]:
+    """Block offsets (numpy, static): first-order starts, pair starts, context starts."""
+    sizes = np.asarray(space.num_variants, np.int64)
+    d = sizes.shape[0]
+    first = 1 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    position = 1 + int(sizes.sum())
+    pairs = {}
+    if space.model == "mvt2":
+        for j, k in itertools.combinations(range(d), 2):
+            pairs[j, k] = position
+            position += int(sizes[j] * sizes[k])
+    context = position
+    position += space.num_context
+    context_variant = position
+    position += space.num_context * int(sizes.sum())
+    return {
+        "first": first,
+        "pairs": pairs,
+        "context": context,
+        "context_variant": context_variant,
+        "num_features": position,
+    }
+
+
+def check_layouts(name: str, space: LayoutSpace, layouts: Any) -> None:
+    """Integer ``[..., D]``; when concrete, ``0 <= A_i < N_i``. Raises naming ``name``."""
+    d = space.num_components
+    if np.ndim(layouts) < 1 or np.shape(layouts)[-1] != d:
+        errors.fail(name, f"an integer array of shape [..., {d}]", f"shape {np.shape(layouts)}")
+    errors.check_dtype_kind(name, layouts, "iu", "integer variant indices")
+    if errors.is_concrete(layouts):
+        values = np.asarray(layouts)
+        bad = (values < 0) | (values >= np.asarray(space.num_variants))
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            errors.fail(
+                name,
+                f"variant indices in [0, N_i) with N = {space.num_variants}",
+                f"{int(values[tuple(where)])} for component {int(where[-1])}",
+            )
+
+
+def check_contexts(name: str, space: LayoutSpace, contexts: Any) -> None:
+    """``[..., C]`` of 0/1 values (bool, integer or real). Raises naming ``name``."""
+    c = space.num_context
+    if np.ndim(contexts) < 1 or np.shape(contexts)[-1] != c:
+        errors.fail(name, f"an array of shape [..., {c}] (the context width)", np.shape(contexts))
+    errors.check_dtype_kind(name, contexts, "biuf", "0/1 context indicators")
+    if errors.is_concrete(contexts):
+        values = np.asarray(contexts, np.float64)
+        bad = (values != 0) & (values != 1)
+        if bad.any():
+            errors.fail(name, "values in {0, 1}", f"{values[bad][:5].tolist()}")
+
+
+def _context_or_zeros(space: LayoutSpace, contexts: Any, name: str = "context") -> jax.Array:
+    if contexts is None:
+        if space.num_context:
+            errors.fail(name, f"a 0/1 array of width {space.num_context}", None)
+        return jnp.zeros((0,), jnp.float32)
+    check_contexts(name, space, contexts)
+    return jnp.asarray(contexts)
+
+
+def feature_ids(space: LayoutSpace, layouts: Any, contexts: Any = None) -> jax.Array:
+    """Active ids ``int32[..., K]`` of ``layouts: int[..., D]`` (see the module docstring).
+
+    Args:
+      space: the layout space.
+      layouts: ``int[..., D]`` variant indices.
+      contexts: ``{0, 1}[..., C]`` (broadcast against the layouts' leading axes); required
+        when ``C > 0``, ignored (must be ``None``) when ``C = 0``.
+    """
+    check_layouts("layouts", space, layouts)
+    x = _context_or_zeros(space, contexts, "contexts")
+    layouts = jnp.asarray(layouts, jnp.int32)
+    offsets = _offsets(space)
+    batch = layouts.shape[:-1]
+    columns = [jnp.zeros(batch, jnp.int32)]
+    columns += [int(offsets["first"][i]) + layouts[..., i] for i in range(space.num_components)]
+    for (j, k), start in offsets["pairs"].items():
+        columns.append(start + layouts[..., j] * space.num_variants[k] + layouts[..., k])
+    if space.num_context:
+        batch = jnp.broadcast_shapes(batch, x.shape[:-1])
+        on = jnp.broadcast_to(x, (*batch, space.num_context)) != 0
+        total = sum(space.num_variants)
+        for bit in range(space.num_context):
+            columns.append(jnp.where(on[..., bit], offsets["context"] + bit, -1))
+        for bit in range(space.num_context):
+            for m in range(space.num_components):
+                first = int(offsets["first"][m]) - 1 + layouts[..., m]
+                ids = offsets["context_variant"] + bit * total + first
+                columns.append(jnp.where(on[..., bit], ids, -1))
+    columns = [jnp.broadcast_to(column, batch) for column in columns]
+    return jnp.stack(columns, axis=-1).astype(jnp.int32)
+
+
+def score(space: LayoutSpace, weights: jax.Array, layouts: Any, contexts: Any = None) -> jax.Array:
+    """``s(A, x) = x_A^T W`` for every layout of ``layouts: int[..., D]`` (full re-scoring).
+
+    ``weights: float[M]``. This is ``probit.linear_scores`` over :func:`feature_ids`.
+    """
+    _check_weights(space, weights)
+    return linear_scores(jnp.asarray(weights), feature_ids(space, layouts, contexts))
+
+
+def _check_weights(space: LayoutSpace, weights: Any) -> None:
+    if np.shape(weights) != (space.num_features,):
+        errors.fail("weights", f"float[{space.num_features}]", f"shape {np.shape(weights)}")
+
+
+class ScoreTables(NamedTuple):
+    """Dense tables of one weight vector (and one context) for incremental scoring.
+
+    Attributes:
+      constant: ``float[]``, ``W0 + sum_l x_l Wc_l``.
+      first: ``float[D, N_max]``, ``W1_i(v) + sum_l x_l W1c_il(v)``; ``-inf`` for ``v >= N_i``.
+      pair: ``float[D, N_max, D, N_max]``, the pairwise weights as one symmetric block matrix
+        over (component, variant): ``pair[j, a, k, b] = W2_jk(a, b)`` for ``j < k`` and
+        ``pair[k, b, j, a]`` the same value; zero on the diagonal blocks, in the padding and
+        for ``mvt1``. Row ``pair[j, a]`` is everything that ``A_j = a`` adds to the other
+        components' variants.
+    """
+
+    constant: jax.Array
+    first: jax.Array
+    pair: jax.Array
+
+
+def score_tables(space: LayoutSpace, weights: jax.Array, context: Any = None) -> ScoreTables:
+    """The :class:`ScoreTables` of ``weights: float[M]`` and one ``context: {0, 1}[C]``.
+
+    Built from static slices of ``weights`` (each pairwise block is a contiguous
+    ``N_j x N_k`` run of the table), with no gather: about ``D^2 N_max^2`` floats written per
+    weight vector. Everything after it (:func:`component_deltas`, :func:`interaction_sums`,
+    :func:`table_score`) reads only these tables.
+    """
+    _check_weights(space, weights)
+    x = _context_or_zeros(space, context)
+    if x.ndim != 1:
+        errors.fail("context", f"one context of shape [{space.num_context}]", np.shape(x))
+    weights = jnp.asarray(weights)
+    offsets = _offsets(space)
+    sizes, n_max, d = space.num_variants, space.max_variants, space.num_components
+    starts = [int(o) for o in offsets["first"]]
+    first = [weights[o : o + n] for o, n in zip(starts, sizes, strict=True)]
+    constant = weights[0]
+    if space.num_context:
+        on = x.astype(weights.dtype)
+        c0, total = offsets["context"], sum(sizes)
+        constant = constant + jnp.sum(on * weights[c0 : c0 + space.num_context])
+        block = weights[offsets["context_variant"] :].reshape(space.num_context, total)
+        shift = on @ block  # [sum N_i]: sum_l x_l W1c_l
+        first = [f + shift[o - 1 : o - 1 + n] for f, o, n in zip(first, starts, sizes, strict=True)]
+    first = jnp.stack(
+        [
+            jnp.pad(f, (0, n_max - n), constant_values=-jnp.inf)
+            for f, n in zip(first, sizes, strict=True)
+        ]
+    )
+    zero = jnp.zeros((n_max, n_max), weights.dtype)
+    blocks = [[zero] * d for _ in range(d)]
+    for (j, k), start in offsets["pairs"].items():
+        nj, nk = sizes[j], sizes[k]
+        w2 = weights[start : start + nj * nk].reshape(nj, nk)  # w2[a, b] = W2_jk(a, b)
+        w2 = jnp.pad(w2, ((0, n_max - nj), (0, n_max - nk)))
+        blocks[j][k], blocks[k][j] = w2, w2.T
+    pair = jnp.stack([jnp.stack(row, axis=1) for row in blocks])  # [D, N_max, D, N_max]
+    return ScoreTables(constant, first, pair)
+
+
+def interaction_sums(tables: ScoreTables, layout: jax.Array) -> jax.Array:
+    """``G[i, v] = sum_{j != i} W2_ij(v, A_j)``, ``float[D, N_max]``: the pairwise part of
+    every component's incremental score; a sum of the ``D`` rows ``pair[j, A_j]``."""
+    d = tables.first.shape[0]
+    return jnp.sum(tables.pair[jnp.arange(d), layout], axis=0)
+
+
+def table_score(tables: ScoreTables, layout: jax.Array) -> jax.Array:
+    """``s(A, x)`` of one layout ``int[D]`` from the tables (equals :func:`score`)."""
+    d = tables.first.shape[0]
+    components = jnp.arange(d)
+    first = tables.first[components, layout]
+    pair = tables.pair[components[:, None], layout[:, None], components[None, :], layout[None, :]]
+    upper = np.triu(np.ones((d, d), bool), 1)
+    return tables.constant + jnp.sum(first) + jnp.sum(jnp.where(upper, pair, 0))
+
+
+def component_deltas(tables: ScoreTables, layout: jax.Array, component: jax.Array) -> jax.Array:
+    """``delta_c(v)`` for every ``v < N_max`` (``-inf`` beyond ``N_c``): the terms of
+    ``s(A with A_c = v)`` that involve component ``c`` (``component`` may be traced).
+
+    ``s(A with A_c = v) = s(A) + delta_c(v) - delta_c(A_c)``. Cost ``O(D N_max)``: the
+    ``c`` block of each row ``pair[j, A_j]``. Hill climbing keeps
+    :func:`interaction_sums` up to date instead (``first[c] + G[c]`` is the same vector).
+    """
+    d = tables.first.shape[0]
+    interactions = tables.pair[jnp.arange(d), layout, component]  # [D, N_max]
+    return tables.first[component] + jnp.sum(interactions, axis=0)
+
+
+def all_layouts(space: LayoutSpace, max_layouts: int = 1 << 20) -> np.ndarray:
+    """Every layout, ``int32[prod N_i, D]`` in row-major (last component fastest) order.
+
+    Raises ``InvalidArgumentError`` (``space``) when there are more than ``max_layouts``.
+    """
+    if space.num_layouts > max_layouts:
+        errors.fail("space", f"at most {max_layouts} layouts to enumerate", space.num_layouts)
+    grids = np.meshgrid(*[np.arange(n) for n in space.num_variants], indexing="ij")
+    return np.stack([g.reshape(-1) for g in grids], axis=-1).astype(np.int32)
