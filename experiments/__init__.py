@@ -4,12 +4,20 @@ Each module defines ``NAME``, ``Config`` (with ``quick()`` and ``full()``), ``ru
 ``summarize``, ``targets`` and ``plot``; ``prime-science reproduce`` runs all of ``EXPERIMENTS``.
 """
 
-from experiments import callout_regret, cold_start, delays, layout_search, layouts, meta_prior
+from experiments import (
+    callout_regret,
+    cold_start,
+    delays,
+    layout_search,
+    layouts,
+    meta_prior,
+    rust_bus,
+)
 from prime_science.runner import register
 
 __all__ = ["EXPERIMENTS"]
 
-EXPERIMENTS = (callout_regret, cold_start, delays, meta_prior, layout_search, layouts)
+EXPERIMENTS = (callout_regret, cold_start, delays, meta_prior, layout_search, layouts, rust_bus)
 
 for _experiment in EXPERIMENTS:
     register(_experiment)

@@ -1,0 +1,380 @@
+"""Rust (1987) bus engine replacement: NFXP replication of Table IX and a Su-Judd Monte Carlo.
+
+Part 1 (deterministic): Rust's Table IX, ``beta = 0.9999``, 90 bins of 5,000 miles, linear cost
+``c(x) = 0.001 theta11 x``, on group 4 and on groups 1-4 of the original data
+(:mod:`prime_science.datasets.rust_bus`, the conventions of ``shared/data/rust_bus/PROVENANCE.md``).
+Estimation by :func:`prime_science.choice.nfxp.estimate_bus`: ``theta3`` = increment
+frequencies, ``(RC, theta11)`` by BHHH over the choice likelihood with the Newton-Kantorovich
+inner loop; standard errors from the outer product of the full-likelihood scores. The data do
+not depend on the seed, so this part is computed once per ``Config`` when ``run`` is traced
+(eagerly, in float64, under ``jax.ensure_compile_time_eval``; the data are read there, outside
+``jit``) and enters the traced function as constants: every seed reports the same numbers.
+
+Published values (PROVENANCE.md; Rust 1987 Table IX):
+
+==========  =======  =======  ==============  =========
+sample      RC       theta11  theta3 (0, 1)   LL
+==========  =======  =======  ==============  =========
+group 4     10.075   2.293    .3919, .5953    -3304.155
+groups 1-4  9.7558   2.6275   .3489, .6394    -6055.25
+==========  =======  =======  ==============  =========
+
+Targets: RC and theta11 within 0.5%, theta3 within 0.001, LL within 0.1%. Known gap: our
+groups 1-4 increment counts have one 2-bin jump fewer than Rust's (PROVENANCE.md), worth about
+5 log-likelihood points (0.08%).
+
+Part 2 (uses the key): Su and Judd (2012)'s Monte Carlo (:mod:`prime_science.sim.bus_engine`):
+175 bins, ``beta = 0.975``, true ``(RC, theta11) = (11.7257, 2.4569)``, ``mc_num_datasets``
+panels of ``mc_num_buses x mc_num_months`` per seed, each estimated by NFXP (``theta3``
+estimated too), all in one vmapped call. Per seed: mean, s.d. and RMSE of the estimates, the
+relative bias ``|mean / truth - 1|`` and ``|z| = |mean - truth| / (s.d. / sqrt(n))``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
+
+from prime_science.choice import nfxp
+from prime_science.core.types import PRNGKey
+from prime_science.datasets import rust_bus
+from prime_science.runner import Target
+from prime_science.sim.bus_engine import BusEngineDesign, draw_shocks, simulate_from_shocks
+
+__all__ = [
+    "NAME",
+    "PUBLISHED",
+    "Config",
+    "Replication",
+    "Results",
+    "run",
+    "summarize",
+    "targets",
+    "plot",
+]
+
+NAME = "rust_bus"
+
+PUBLISHED: dict[tuple[int, ...], dict[str, float]] = {
+    (4,): {"rc": 10.075, "theta11": 2.293, "theta3_0": 0.3919, "theta3_1": 0.5953, "ll": -3304.155},
+    (1, 2, 3, 4): {
+        "rc": 9.7558,
+        "theta11": 2.6275,
+        "theta3_0": 0.3489,
+        "theta3_1": 0.6394,
+        "ll": -6055.25,
+    },
+}
+"""Rust (1987) Table IX, ``beta = 0.9999`` (via PROVENANCE.md), by sample (tuple of groups)."""
+
+
+class Config(NamedTuple):
+    """Static settings.
+
+    Attributes:
+      samples: the group selections of part 1.
+      num_bins, bin_size, discount: Table IX's discretisation and discount.
+      initial_params: BHHH start ``(RC, theta11)`` (part 1 and part 2).
+      mc_num_datasets: simulated panels per seed (part 2; 0 skips it).
+      mc_num_buses, mc_num_months, mc_num_states, mc_discount: the Su-Judd design.
+    """
+
+    samples: tuple[tuple[int, ...], ...] = ((4,), (1, 2, 3, 4))
+    num_bins: int = 90
+    bin_size: float = 5_000.0
+    discount: float = 0.9999
+    initial_params: tuple[float, float] = (5.0, 1.0)
+    mc_num_datasets: int = 2
+    mc_num_buses: int = 50
+    mc_num_months: int = 120
+    mc_num_states: int = 175
+    mc_discount: float = 0.975
+
+    @classmethod
+    def quick(cls) -> Config:
+        """Table IX, plus 2 Monte Carlo panels per seed."""
+        return cls()
+
+    @classmethod
+    def full(cls) -> Config:
+        """Table IX, plus Su and Judd's 250 Monte Carlo panels per seed (run with one seed)."""
+        return cls(mc_num_datasets=250)
+
+    @property
+    def design(self) -> BusEngineDesign:
+        return BusEngineDesign(
+            num_states=self.mc_num_states,
+            discount=self.mc_discount,
+            num_buses=self.mc_num_buses,
+            num_months=self.mc_num_months,
+        )
+
+
+class Replication(NamedTuple):
+    """Part 1 for one sample (float64).
+
+    Attributes:
+      params: ``[2]`` ``(RC, theta11)``.
+      increment_probs: ``[3]`` ``theta3``.
+      log_likelihood, choice_log_likelihood: full and choice-part log-likelihoods.
+      standard_errors: ``[4]`` for ``(RC, theta11, theta3_0, theta3_1)``.
+      converged: whether BHHH met its tolerance.
+      num_iters: BHHH iterations.
+    """
+
+    params: jax.Array
+    increment_probs: jax.Array
+    log_likelihood: jax.Array
+    choice_log_likelihood: jax.Array
+    standard_errors: jax.Array
+    converged: jax.Array
+    num_iters: jax.Array
+
+
+class Results(NamedTuple):
+    """Everything ``run`` returns for one seed.
+
+    Attributes:
+      replication: one :class:`Replication` per sample of ``config.samples``.
+      mc_params: ``float64[D, 2]`` Monte Carlo estimates of ``(RC, theta11)``.
+      mc_increment_probs: ``float64[D, J]`` the estimated ``theta3``.
+      mc_converged: ``bool[D]`` BHHH convergence.
+    """
+
+    replication: tuple[Replication, ...]
+    mc_params: jax.Array
+    mc_increment_probs: jax.Array
+    mc_converged: jax.Array
+
+
+def _sample_name(groups: tuple[int, ...]) -> str:
+    if len(groups) == 1:
+        return f"group{groups[0]}"
+    if groups == tuple(range(groups[0], groups[-1] + 1)):
+        return f"groups{groups[0]}to{groups[-1]}"
+    return "groups" + "_".join(map(str, groups))
+
+
+def _choice_data(groups: tuple[int, ...], num_bins: int, bin_size: float) -> nfxp.ChoiceData:
+    data = rust_bus.discretise(rust_bus.load_rust_bus(groups), num_bins, bin_size)
+    return nfxp.ChoiceData(data.state, data.decision, data.increment)
+
+
+@functools.lru_cache(maxsize=8)
+def _replicate(config: Config) -> tuple[Replication, ...]:
+    """Part 1, computed eagerly (once per config) in float64."""
+    fits = []
+    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+        for groups in config.samples:
+            data = _choice_data(groups, config.num_bins, config.bin_size)
+            num_increments = int(np.max(data.increment)) + 1
+            estimate = jax.jit(
+                functools.partial(
+                    nfxp.estimate_bus,
+                    num_states=config.num_bins,
+                    discount=config.discount,
+                    num_increments=num_increments,
+                    initial_params=config.initial_params,
+                )
+            )
+            fit = jax.device_get(estimate(jax.tree.map(jnp.asarray, data)))
+            fits.append(
+                Replication(
+                    params=fit.params,
+                    increment_probs=fit.increment_probs,
+                    log_likelihood=fit.log_likelihood,
+                    choice_log_likelihood=fit.choice_log_likelihood,
+                    standard_errors=fit.standard_errors,
+                    converged=fit.info.converged,
+                    num_iters=fit.info.num_iters,
+                )
+            )
+    return tuple(fits)
+
+
+@functools.lru_cache(maxsize=8)
+def _monte_carlo_fn(config: Config):
+    """The jitted float64 Monte Carlo: key data ``uint32[N, 2]`` -> N NFXP fits, one vmapped
+    call (traced, compiled and run inside ``jax.enable_x64``)."""
+    design = config.design
+
+    def one(key_data):
+        shocks = draw_shocks(jax.random.wrap_key_data(key_data), design)
+        data = simulate_from_shocks(shocks, design)
+        fit = nfxp.estimate_bus(
+            data,
+            num_states=design.num_states,
+            discount=design.discount,
+            num_increments=len(design.increment_probs),
+            initial_params=config.initial_params,
+        )
+        return fit.params, fit.increment_probs, fit.info.converged
+
+    return jax.jit(jax.vmap(one))
+
+
+def _monte_carlo_host(key_data: np.ndarray, config: Config):
+    """Host side of the callback: any leading batch axes (seeds) are flattened into one call."""
+    leading = key_data.shape[:-1]
+    with jax.enable_x64(True):
+        params, probs, converged = jax.device_get(
+            _monte_carlo_fn(config)(np.reshape(key_data, (-1, key_data.shape[-1])))
+        )
+    float_dtype = jnp.zeros(()).dtype  # float32 unless x64 is enabled globally
+    return (
+        params.astype(float_dtype).reshape(*leading, 2),
+        probs.astype(float_dtype).reshape(*leading, probs.shape[-1]),
+        converged.reshape(leading),
+    )
+
+
+def run(key: PRNGKey, config: Config) -> Results:
+    """Part 1 (constants, see the module docstring) and part 2 (simulated with ``key``).
+
+    Part 2 is a ``jax.pure_callback`` into a separately compiled float64 function: the runner
+    lowers ``run`` with x64 disabled, which cannot hold float64 loops. The callback batches the
+    seeds of a vmapped ``run`` into the same single call (``vmap_method="expand_dims"``).
+    """
+    replication = jax.tree.map(jnp.asarray, _replicate(config))
+    num_datasets = config.mc_num_datasets
+    num_increments = len(config.design.increment_probs)
+    float_dtype = jnp.zeros(()).dtype
+    shapes = (
+        jax.ShapeDtypeStruct((num_datasets, 2), float_dtype),
+        jax.ShapeDtypeStruct((num_datasets, num_increments), float_dtype),
+        jax.ShapeDtypeStruct((num_datasets,), jnp.bool_),
+    )
+    if num_datasets == 0:
+        return Results(replication, *(jnp.zeros(s.shape, s.dtype) for s in shapes))
+    key_data = jax.random.key_data(jax.random.split(key, num_datasets))
+    outputs = jax.pure_callback(
+        functools.partial(_monte_carlo_host, config=config),
+        shapes,
+        key_data,
+        vmap_method="expand_dims",
+    )
+    return Results(replication, *outputs)
+
+
+def summarize(results: Results, config: Config) -> dict[str, float]:
+    """Per sample ``s`` (``group4``, ``groups1to4``): ``{s}_rc``, ``{s}_theta11``,
+    ``{s}_theta3_j``, ``{s}_ll``, ``{s}_choice_ll``, ``{s}_se_*``, ``{s}_converged`` and,
+    where Rust published the sample, ``{s}_rc_rel_error``, ``{s}_theta11_rel_error``,
+    ``{s}_theta3_abs_error`` (the larger of ``theta3_0``, ``theta3_1``), ``{s}_ll_rel_error``.
+    Monte Carlo: ``mc_{rc,theta11}_{mean,sd,rmse,rel_bias,abs_z}`` and ``mc_converged_share``."""
+    metrics: dict[str, float] = {}
+    for groups, fit in zip(config.samples, results.replication, strict=True):
+        name = _sample_name(groups)
+        rc, theta11 = (float(v) for v in np.asarray(fit.params))
+        probs = np.asarray(fit.increment_probs, np.float64)
+        metrics |= {f"{name}_rc": rc, f"{name}_theta11": theta11}
+        metrics |= {f"{name}_theta3_{j}": float(p) for j, p in enumerate(probs)}
+        metrics[f"{name}_ll"] = float(fit.log_likelihood)
+        metrics[f"{name}_choice_ll"] = float(fit.choice_log_likelihood)
+        se_names = ["rc", "theta11"] + [f"theta3_{j}" for j in range(probs.size - 1)]
+        for se_name, se in zip(se_names, np.asarray(fit.standard_errors), strict=True):
+            metrics[f"{name}_se_{se_name}"] = float(se)
+        metrics[f"{name}_converged"] = float(fit.converged)
+        if groups in PUBLISHED:
+            ref = PUBLISHED[groups]
+            metrics[f"{name}_rc_rel_error"] = abs(rc / ref["rc"] - 1.0)
+            metrics[f"{name}_theta11_rel_error"] = abs(theta11 / ref["theta11"] - 1.0)
+            metrics[f"{name}_theta3_abs_error"] = max(
+                abs(probs[0] - ref["theta3_0"]), abs(probs[1] - ref["theta3_1"])
+            )
+            metrics[f"{name}_ll_rel_error"] = abs(metrics[f"{name}_ll"] / ref["ll"] - 1.0)
+    estimates = np.asarray(results.mc_params, np.float64)
+    if estimates.shape[0]:
+        design = config.design
+        for column, (name, truth) in enumerate(
+            (("rc", design.replacement_cost), ("theta11", design.theta11))
+        ):
+            values = estimates[:, column]
+            sd = float(values.std(ddof=1)) if values.size > 1 else math.nan
+            metrics[f"mc_{name}_mean"] = float(values.mean())
+            metrics[f"mc_{name}_sd"] = sd
+            metrics[f"mc_{name}_rmse"] = float(np.sqrt(np.mean((values - truth) ** 2)))
+            metrics[f"mc_{name}_rel_bias"] = abs(values.mean() / truth - 1.0)
+            metrics[f"mc_{name}_abs_z"] = abs(values.mean() - truth) / (sd / math.sqrt(values.size))
+        metrics["mc_converged_share"] = float(np.mean(results.mc_converged))
+    return metrics
+
+
+_TABLE_IX = "Rust (1987) Table IX via shared/data/rust_bus/PROVENANCE.md; issue (NFXP replication)"
+targets = [
+    *(
+        Target(
+            f"{sample}_{metric}",
+            "<",
+            value,
+            f"numeric: {what} on {sample}, beta = 0.9999, 90 bins, vs Rust's published value",
+            _TABLE_IX,
+        )
+        for sample in ("group4", "groups1to4")
+        for metric, value, what in (
+            ("rc_rel_error", 0.005, "RC within 0.5%"),
+            ("theta11_rel_error", 0.005, "theta11 within 0.5%"),
+            ("theta3_abs_error", 0.001, "theta3 within 0.001"),
+            ("ll_rel_error", 0.001, "log-likelihood within 0.1%"),
+        )
+    ),
+    *(
+        Target(
+            f"mc_{name}_rel_bias",
+            "<",
+            0.1,
+            f"numeric (our tolerance): the Monte Carlo mean of {name} is within 10% of the truth "
+            f"{truth} (finite-sample MLE bias plus Monte Carlo error; mc_{name}_abs_z reports "
+            "the bias in standard errors)",
+            "SCIENCE.md 7.B16 (Su and Judd 2012 design, beta = 0.975)",
+        )
+        for name, truth in (("rc", 11.7257), ("theta11", 2.4569))
+    ),
+]
+
+
+def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
+    """Measured vs published (RC, theta11) with 95% intervals; Monte Carlo histograms."""
+    out_dir = Path(out_dir)
+    paths = []
+    figure = Figure(figsize=(8.0, 3.6), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for column, label in enumerate(("RC", "theta11")):
+        for row, (groups, fit) in enumerate(zip(config.samples, results.replication, strict=True)):
+            value = float(np.asarray(fit.params)[0, column])
+            se = float(np.asarray(fit.standard_errors)[0, column])
+            axes[column].errorbar(value, row, xerr=1.96 * se, fmt="o", color="C0", capsize=3)
+            if groups in PUBLISHED:
+                published = PUBLISHED[groups]["rc" if column == 0 else "theta11"]
+                axes[column].plot(published, row, "x", color="C3", markersize=9)
+        axes[column].set_yticks(
+            range(len(config.samples)), [_sample_name(g) for g in config.samples]
+        )
+        axes[column].set(xlabel=label, title=f"{label}: NFXP (o, 95% CI) vs Rust (x)")
+    path = out_dir / "table_ix.png"
+    figure.savefig(path, dpi=120)
+    paths.append(path)
+
+    estimates = np.asarray(results.mc_params, np.float64).reshape(-1, 2)
+    if estimates.shape[0]:
+        design = config.design
+        figure = Figure(figsize=(8.0, 3.4), layout="constrained")
+        axes = figure.subplots(1, 2)
+        for column, (label, truth) in enumerate(
+            (("RC", design.replacement_cost), ("theta11", design.theta11))
+        ):
+            axes[column].hist(estimates[:, column], bins=min(30, max(5, estimates.shape[0] // 5)))
+            axes[column].axvline(truth, color="C3", label="truth")
+            axes[column].set(xlabel=label, title=f"{estimates.shape[0]} simulated panels")
+            axes[column].legend()
+        path = out_dir / "monte_carlo.png"
+        figure.savefig(path, dpi=120)
+        paths.append(path)
+    return paths

@@ -1,0 +1,189 @@
+"""Tabular dynamic discrete choice model: logit (Gumbel-shock) soft Bellman operator.
+
+An agent in state ``s in {0 .. S-1}`` picks an action ``a in {0 .. A-1}`` with flow utility
+``u(s, a)`` plus an i.i.d. type-I extreme-value shock of scale ``alpha``; the state moves by
+``P[a, s, s']``; the discount is ``beta in [0, 1)``. The (ex-ante) value function ``V`` is the
+fixed point of the soft Bellman operator (SCIENCE §5.1, Rust 1987)::
+
+    Q(s, a) = u(s, a) + beta sum_s' P[a, s, s'] V(s'),
+    T(V)(s) = alpha log sum_a exp(Q(s, a) / alpha),
+    pi(a | s) = exp((Q(s, a) - T(V)(s)) / alpha).
+
+``V`` leaves out the Gumbel mean ``alpha * 0.5772...`` per period (it adds the constant
+``alpha gamma / (1 - beta)`` to ``V`` and changes no choice probability). The log-sum-exp
+subtracts the row maximum, so it is finite for any finite ``Q``.
+
+``T`` is a ``beta``-contraction and its Jacobian is ``dT/dV = beta P_pi`` with
+``P_pi[s, s'] = sum_a pi(a | s) P[a, s, s']``, the matrix the Newton-Kantorovich solver and
+the implicit derivatives of :mod:`prime_science.choice.solvers` invert.
+
+The bus engine model (Rust 1987; Su and Judd 2012): ``S`` mileage bins, actions 0 = keep,
+1 = replace; ``u(x, keep) = -c(x)``, ``u(x, replace) = -RC - c(0)`` with
+``c(x) = cost_scale * theta11 * x`` (``cost_scale = 0.001``); the monthly bin increment is
+``j`` with probability ``theta3_j`` (:func:`banded_transition`: the last bin absorbs the mass
+that would leave the grid); replacing restarts at bin 0, so ``P[replace, x, :] = P[keep, 0, :]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prime_science.core import errors
+
+__all__ = [
+    "KEEP",
+    "REPLACE",
+    "TabularMDP",
+    "make_mdp",
+    "choice_values",
+    "soft_bellman",
+    "log_choice_probabilities",
+    "choice_probabilities",
+    "policy_transition",
+    "banded_transition",
+    "bus_utilities",
+    "bus_engine_mdp",
+]
+
+KEEP, REPLACE = 0, 1
+"""Action indices of the bus engine model."""
+
+
+class TabularMDP(NamedTuple):
+    """A tabular logit dynamic discrete choice model (arrays only: jit- and vmap-friendly).
+
+    Attributes:
+      rewards: ``float[S, A]`` flow utilities ``u(s, a)``.
+      transitions: ``float[A, S, S]`` ``P[a, s, s']``; every row sums to one.
+      discount: ``float[]`` ``beta in [0, 1)``.
+      scale: ``float[]`` the shock scale ``alpha > 0``.
+    """
+
+    rewards: jax.Array
+    transitions: jax.Array
+    discount: jax.Array
+    scale: jax.Array
+
+
+def make_mdp(rewards, transitions, discount, scale=1.0, *, atol: float | None = None) -> TabularMDP:
+    """A checked :class:`TabularMDP` (checks on values run only on concrete arrays).
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` for wrong shapes, negative
+    or non-finite transition entries, a transition row that does not sum to one (within
+    ``atol``: 1e-10 in float64, 1e-5 in float32), ``discount`` outside ``[0, 1)`` or a
+    non-positive ``scale``.
+    """
+    rewards = jnp.asarray(rewards)
+    dtype = rewards.dtype if jnp.issubdtype(rewards.dtype, jnp.floating) else jnp.float32
+    rewards = rewards.astype(dtype)
+    transitions = jnp.asarray(transitions, dtype)
+    discount = jnp.asarray(discount, dtype)
+    scale = jnp.asarray(scale, dtype)
+    errors.check_rank("rewards", rewards, 2)
+    errors.check_rank("transitions", transitions, 3)
+    num_states, num_actions = rewards.shape
+    if transitions.shape != (num_actions, num_states, num_states):
+        errors.fail(
+            "transitions",
+            f"shape (A, S, S) = {(num_actions, num_states, num_states)} to match rewards",
+            transitions.shape,
+        )
+    errors.check_rank("discount", discount, 0)
+    errors.check_rank("scale", scale, 0)
+    if all(errors.is_concrete(x) for x in (rewards, transitions, discount, scale)):
+        tol = atol if atol is not None else (1e-10 if dtype == jnp.float64 else 1e-5)
+        p = np.asarray(transitions)
+        if not np.all(np.isfinite(np.asarray(rewards))):
+            errors.fail("rewards", "finite utilities", "NaN or inf")
+        if not np.all(np.isfinite(p)) or np.any(p < 0):
+            errors.fail("transitions", "finite non-negative probabilities", "a negative or NaN")
+        row_error = np.abs(p.sum(-1) - 1.0)
+        if np.any(row_error > tol):
+            a, s = np.unravel_index(np.argmax(row_error), row_error.shape)
+            errors.fail(
+                "transitions",
+                f"rows summing to one (within {tol:g})",
+                f"row (action {a}, state {s}) summing to {p[a, s].sum()!r}",
+            )
+        if not 0.0 <= float(discount) < 1.0:
+            errors.fail("discount", "a number in [0, 1)", float(discount))
+        if not float(scale) > 0.0:
+            errors.fail("scale", "a positive shock scale", float(scale))
+    return TabularMDP(rewards, transitions, discount, scale)
+
+
+def choice_values(mdp: TabularMDP, value: jax.Array) -> jax.Array:
+    """``float[S, A]``: ``Q(s, a) = u(s, a) + beta E[V(s') | s, a]``."""
+    expected = jnp.einsum("ast,t->sa", mdp.transitions, value)
+    return mdp.rewards + mdp.discount * expected
+
+
+def soft_bellman(mdp: TabularMDP, value: jax.Array) -> jax.Array:
+    """``float[S]``: ``T(V)(s) = alpha logsumexp_a(Q(s, a) / alpha)`` (max subtracted)."""
+    q = choice_values(mdp, value) / mdp.scale
+    return mdp.scale * jax.nn.logsumexp(q, axis=-1)
+
+
+def log_choice_probabilities(mdp: TabularMDP, value: jax.Array) -> jax.Array:
+    """``float[S, A]``: ``log pi(a | s)`` given ``V`` (usually the fixed point)."""
+    return jax.nn.log_softmax(choice_values(mdp, value) / mdp.scale, axis=-1)
+
+
+def choice_probabilities(mdp: TabularMDP, value: jax.Array) -> jax.Array:
+    """``float[S, A]``: ``pi(a | s)`` given ``V``."""
+    return jnp.exp(log_choice_probabilities(mdp, value))
+
+
+def policy_transition(mdp: TabularMDP, value: jax.Array) -> jax.Array:
+    """``float[S, S]``: ``P_pi[s, s'] = sum_a pi(a | s) P[a, s, s']``; ``dT/dV = beta P_pi``."""
+    probs = choice_probabilities(mdp, value)
+    return jnp.einsum("sa,ast->st", probs, mdp.transitions)
+
+
+def banded_transition(increment_probs: jax.Array, num_states: int) -> jax.Array:
+    """``float[S, S]``: move up ``j`` states with probability ``increment_probs[j]``; the mass
+    that would leave the grid stays in the last state (so every row sums to one)."""
+    probs = jnp.asarray(increment_probs)
+    num_increments = probs.shape[0]
+    source = jnp.arange(num_states)[:, None]
+    target = jnp.arange(num_states)[None, :]
+    steps = target - source
+    inside = jnp.where((steps >= 0) & (steps < num_increments), probs[jnp.clip(steps, 0)], 0.0)
+    # the last column gets every jump that reaches it or beyond: sum_{j >= S-1-s} p_j
+    tail = jnp.cumsum(probs[::-1])[::-1]  # tail[j] = sum_{k >= j} p_k
+    reach = num_states - 1 - jnp.arange(num_states)
+    last = jnp.where(reach < num_increments, tail[jnp.clip(reach, 0, num_increments - 1)], 0.0)
+    return inside.at[:, -1].set(last)
+
+
+def bus_utilities(
+    replacement_cost: jax.Array, theta11: jax.Array, num_states: int, cost_scale: float = 0.001
+) -> jax.Array:
+    """``float[S, 2]``: ``u(x, keep) = -c(x)``, ``u(x, replace) = -RC - c(0)``,
+    ``c(x) = cost_scale * theta11 * x`` for ``x = 0 .. S-1``."""
+    x = jnp.arange(num_states, dtype=jnp.result_type(replacement_cost, theta11, float))
+    cost = cost_scale * theta11 * x
+    return jnp.stack([-cost, jnp.broadcast_to(-replacement_cost - cost[0], cost.shape)], -1)
+
+
+def bus_engine_mdp(
+    replacement_cost: jax.Array,
+    theta11: jax.Array,
+    increment_probs: jax.Array,
+    num_states: int,
+    discount: float | jax.Array,
+    cost_scale: float = 0.001,
+) -> TabularMDP:
+    """Rust's bus engine model (module docstring) as a dense :class:`TabularMDP` (unchecked:
+    differentiable in ``replacement_cost``, ``theta11`` and ``increment_probs``)."""
+    rewards = bus_utilities(replacement_cost, theta11, num_states, cost_scale)
+    keep = banded_transition(jnp.asarray(increment_probs, rewards.dtype), num_states)
+    replace = jnp.broadcast_to(keep[0], keep.shape)
+    transitions = jnp.stack([keep, replace])
+    return TabularMDP(
+        rewards, transitions, jnp.asarray(discount, rewards.dtype), jnp.ones((), rewards.dtype)
+    )

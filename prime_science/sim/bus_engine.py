@@ -1,0 +1,117 @@
+"""Simulated bus engine panels: Rust (1987) / Su and Judd (2012) Monte Carlo design.
+
+Su and Judd's design (SCIENCE §5.7-2): ``S = 175`` mileage bins, increments ``0 .. 4`` with
+probabilities ``(0.0937, 0.4475, 0.4459, 0.0127, 0.0002)``, ``theta11 = 2.4569``,
+``RC = 11.7257``, ``beta = 0.975``, 50 buses observed for 120 months, 250 data sets.
+
+Every bus starts at bin 0. Each month, given bin ``x_t``, the manager draws its decision
+``d_t ~ pi(. | x_t)`` (the logit policy at the model's fixed point, :mod:`prime_science.choice`),
+then the increment ``j_t ~ theta3``; the next bin is ``min(j_t, S - 1)`` after a replacement and
+``min(x_t + j_t, S - 1)`` after keeping (the top bin absorbs, as in
+:func:`prime_science.choice.mdp.banded_transition`). The panel records ``(x_t, d_t, j_t)``,
+with ``j_t = -1`` in the last month (no next month observed), the layout of
+:class:`prime_science.choice.nfxp.ChoiceData`, rows ordered bus by bus.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from prime_science.choice.mdp import bus_engine_mdp, choice_probabilities
+from prime_science.choice.nfxp import ChoiceData
+from prime_science.choice.solvers import solve_relative
+from prime_science.core.types import PRNGKey
+
+__all__ = [
+    "SU_JUDD",
+    "BusEngineDesign",
+    "BusShocks",
+    "draw_shocks",
+    "simulate_from_shocks",
+    "simulate_bus_panel",
+]
+
+
+class BusEngineDesign(NamedTuple):
+    """A Monte Carlo design (static: hashable).
+
+    Attributes:
+      replacement_cost: ``RC``.
+      theta11: maintenance cost slope (``c(x) = 0.001 theta11 x``).
+      increment_probs: ``theta3``.
+      num_states: mileage bins.
+      discount: ``beta``.
+      num_buses, num_months: panel size.
+    """
+
+    replacement_cost: float = 11.7257
+    theta11: float = 2.4569
+    increment_probs: tuple[float, ...] = (0.0937, 0.4475, 0.4459, 0.0127, 0.0002)
+    num_states: int = 175
+    discount: float = 0.975
+    num_buses: int = 50
+    num_months: int = 120
+
+
+SU_JUDD = BusEngineDesign()
+"""Su and Judd (2012)'s design at ``beta = 0.975``."""
+
+
+class BusShocks(NamedTuple):
+    """The randomness of one panel (``[num_months, num_buses]``).
+
+    Attributes:
+      uniforms: ``float32`` uniforms; bus ``b`` replaces in month ``t`` iff
+        ``uniforms[t, b] < pi(replace | x_t)``.
+      increments: ``int32`` draws from ``theta3``.
+    """
+
+    uniforms: jax.Array
+    increments: jax.Array
+
+
+def draw_shocks(key: PRNGKey, design: BusEngineDesign) -> BusShocks:
+    """The uniforms and increments of one panel (float32/int32 whatever the x64 setting, so that
+    the draws can be made outside a ``jax.enable_x64`` block and the model solved inside)."""
+    key_decisions, key_increments = jax.random.split(key)
+    shape = (design.num_months, design.num_buses)
+    uniforms = jax.random.uniform(key_decisions, shape, jnp.float32)
+    log_probs = jnp.log(jnp.asarray(design.increment_probs, jnp.float32))
+    increments = jax.random.categorical(key_increments, log_probs, shape=shape)
+    return BusShocks(uniforms, increments.astype(jnp.int32))
+
+
+def simulate_from_shocks(shocks: BusShocks, design: BusEngineDesign) -> ChoiceData:
+    """The panel that ``shocks`` give under ``design`` (module docstring); the model is solved
+    in float64 when x64 is enabled."""
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    mdp = bus_engine_mdp(
+        jnp.asarray(design.replacement_cost, dtype),
+        jnp.asarray(design.theta11, dtype),
+        jnp.asarray(design.increment_probs, dtype),
+        design.num_states,
+        design.discount,
+    )
+    relative_value, _ = solve_relative(mdp)
+    replace_prob = choice_probabilities(mdp, relative_value)[:, 1]
+    top = design.num_states - 1
+
+    def month(state, inputs):
+        uniform, increment = inputs
+        decision = (uniform < replace_prob[state]).astype(jnp.int32)
+        next_state = jnp.minimum(jnp.where(decision == 1, 0, state) + increment, top)
+        return next_state, (state, decision)
+
+    start = jnp.zeros(design.num_buses, jnp.int32)
+    _, (states, decisions) = jax.lax.scan(month, start, (shocks.uniforms, shocks.increments))
+    increments = shocks.increments.at[-1].set(-1)
+    # [months, buses] -> bus by bus
+    return ChoiceData(states.T.reshape(-1), decisions.T.reshape(-1), increments.T.reshape(-1))
+
+
+def simulate_bus_panel(key: PRNGKey, design: BusEngineDesign) -> ChoiceData:
+    """One simulated panel of ``num_buses * num_months`` bus-months (module docstring)."""
+    return simulate_from_shocks(draw_shocks(key, design), design)

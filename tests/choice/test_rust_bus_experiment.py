@@ -1,0 +1,46 @@
+"""The rust_bus experiment through the runner: Table IX targets, Monte Carlo shapes, plots."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import rust_bus
+from prime_science import runner
+from prime_science.runner import DataNotFoundError, data_dir, run_experiment
+
+try:
+    data_dir()
+    HAVE_DATA = True
+except DataNotFoundError:
+    HAVE_DATA = False
+
+TINY = rust_bus.Config(mc_num_datasets=2)
+SEEDS = 2
+
+
+def test_passes_registration_checks():
+    assert runner.register(rust_bus) is rust_bus
+    for config in (rust_bus.Config.quick(), rust_bus.Config.full()):
+        hash(config)
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="shared/data (Rust bus files) not found")
+@pytest.mark.slow
+def test_runs_end_to_end_and_replicates_table_ix(tmp_path):
+    record = run_experiment(rust_bus, seeds=SEEDS, config=TINY, out_dir=tmp_path, progress=False)
+    folder = tmp_path / rust_bus.NAME
+    assert json.loads((folder / "results.json").read_text())["status"] == "ok"
+    assert all((folder / p).is_file() for p in record["plots"])
+    metrics = record["metrics"]
+    table_ix = [t for t in record["targets"] if not t["metric"].startswith("mc_")]
+    assert len(table_ix) == 8 and all(t["passed"] for t in table_ix), table_ix
+    # part 1 does not depend on the seed
+    assert metrics["group4_rc"]["values"][0] == metrics["group4_rc"]["values"][1]
+    assert metrics["groups1to4_converged"]["mean"] == 1.0
+    # part 2: different panels per seed, estimates near the truth
+    values = metrics["mc_rc_mean"]["values"]
+    assert values[0] != values[1]
+    assert metrics["mc_converged_share"]["mean"] == 1.0
+    assert 0 < metrics["mc_theta11_mean"]["mean"] < 10 and 0 < metrics["mc_rc_mean"]["mean"] < 30
+    assert np.isfinite(metrics["group4_se_rc"]["mean"])
