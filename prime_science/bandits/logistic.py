@@ -75,10 +75,11 @@ from prime_science.bandits.probit import (
     _top_k_random_ties,
     linear_scores,
     materialise,
+    selection_entry_points,
 )
 from prime_science.core import errors
 from prime_science.core.random import top_k_with_ids
-from prime_science.core.types import PRNGKey, Selection, SolverInfo
+from prime_science.core.types import Selection, SolverInfo
 
 __all__ = ["COVARIANCES", "EXPLORATIONS", "LogisticState", "LogisticPolicy", "logistic_laplace"]
 
@@ -405,37 +406,7 @@ def logistic_laplace(
         check_state(state)
         _check_candidates(candidate_ids, k, num_features, mesh)
 
-    def sample(
-        key: PRNGKey, state: LogisticState, candidate_ids: jax.Array, k: int = 1
-    ) -> Selection:
-        """The top ``k`` of ``N`` candidates for one request, best first.
-
-        Args:
-          key: drives the posterior draw / tie-breaking / exploration.
-          state: the posterior.
-          candidate_ids: ``int[N, K]`` active ids of each candidate, ``-1`` = padding.
-          k: how many to return, ``1 <= k <= N``; static under ``jit``.
-
-        Returns:
-          ``Selection(arms=int32[k] candidate rows, scores=float[k])``; the scores are what was
-          ranked (sampled linear scores, posterior-mean scores, or upper bounds).
-        """
-        check_sample(state, candidate_ids, k)
-        return sample_core(key, state, candidate_ids, int(k))
-
-    def sample_batch(
-        key: PRNGKey,
-        state: LogisticState,
-        candidate_ids: jax.Array,
-        k: int = 1,
-        num_requests: int = 1,
-    ) -> Selection:
-        """``num_requests`` independent requests over the same candidates: a ``Selection``
-        with a leading request axis (``arms: int32[num_requests, k]``); request ``j`` equals
-        ``sample(jax.random.split(key, num_requests)[j], ...)``."""
-        check_sample(state, candidate_ids, k)
-        num_requests = _check_count("num_requests", num_requests)
-        return sample_batch_core(key, state, candidate_ids, int(k), num_requests)
+    sample, sample_batch = selection_entry_points(check_sample, sample_core, sample_batch_core)
 
     @jax.jit
     def predict_core(state, feature_ids):

@@ -85,6 +85,7 @@ from prime_science.core.types import PRNGKey, Selection
 __all__ = [
     "GAUSS_HERMITE_NODES",
     "adf_factor_update",
+    "selection_entry_points",
     "linear_scores",
     "materialise",
     "EXPLORATIONS",
@@ -283,6 +284,50 @@ def _check_candidates(candidate_ids: Any, k: Any, num_features: int, mesh: Any) 
         errors.fail("k", f"an integer in [1, {num_candidates}]", repr(k))
     if not 1 <= k <= num_candidates:
         errors.fail("k", f"an integer in [1, {num_candidates}]", repr(k))
+
+
+def selection_entry_points(check_sample, sample_core, sample_batch_core) -> tuple[Any, Any]:
+    """The public ``sample`` and ``sample_batch`` of a click model: the boundary checks
+    (``check_sample(state, candidate_ids, k)``, a positive integer ``num_requests``), then the
+    jitted cores ``sample_core(key, state, ids, k)`` and
+    ``sample_batch_core(key, state, ids, k, num_requests)`` (``k``, ``num_requests`` static).
+    Shared by :func:`probit_adf` and :func:`~prime_science.bandits.logistic.logistic_laplace`.
+    """
+
+    def sample(key: PRNGKey, state: Any, candidate_ids: jax.Array, k: int = 1) -> Selection:
+        """The top ``k`` of ``N`` candidates for one request, best first.
+
+        Args:
+          key: drives the posterior draw / tie-breaking / exploration.
+          state: the posterior.
+          candidate_ids: ``int[N, K]`` active ids of each candidate, ``-1`` = padding.
+          k: how many to return, ``1 <= k <= N``; static under ``jit``.
+
+        Returns:
+          ``Selection(arms=int32[k] candidate rows, scores=float[k])``; the scores are what was
+          ranked (sampled linear scores, posterior-mean scores, or upper bounds).
+        """
+        check_sample(state, candidate_ids, k)
+        return sample_core(key, state, candidate_ids, int(k))
+
+    def sample_batch(
+        key: PRNGKey,
+        state: Any,
+        candidate_ids: jax.Array,
+        k: int = 1,
+        num_requests: int = 1,
+    ) -> Selection:
+        """``num_requests`` independent requests over the same candidates: a ``Selection``
+        with a leading request axis (``arms: int32[num_requests, k]``); request ``j`` equals
+        ``sample(jax.random.split(key, num_requests)[j], ...)``."""
+        check_sample(state, candidate_ids, k)
+        if isinstance(num_requests, bool) or not isinstance(num_requests, int | np.integer):
+            errors.fail("num_requests", "a positive integer", repr(num_requests))
+        if num_requests < 1:
+            errors.fail("num_requests", "a positive integer", repr(num_requests))
+        return sample_batch_core(key, state, candidate_ids, int(k), int(num_requests))
+
+    return sample, sample_batch
 
 
 def _sharded_top_scores(weights, ids, k, mesh):
@@ -536,38 +581,7 @@ def probit_adf(
         _check_state(state, num_features)
         _check_candidates(candidate_ids, k, num_features, mesh)
 
-    def sample(key: PRNGKey, state: ProbitState, candidate_ids: jax.Array, k: int = 1) -> Selection:
-        """The top ``k`` of ``N`` candidates for one request, best first.
-
-        Args:
-          key: drives the posterior draw / tie-breaking / exploration.
-          state: the posterior.
-          candidate_ids: ``int[N, K]`` active ids of each candidate, ``-1`` = padding.
-          k: how many to return, ``1 <= k <= N``; static under ``jit``.
-
-        Returns:
-          ``Selection(arms=int32[k] candidate rows, scores=float[k])``; the scores are what was
-          ranked (sampled linear scores, posterior-mean scores, or upper bounds).
-        """
-        check_sample(state, candidate_ids, k)
-        return sample_core(key, state, candidate_ids, int(k))
-
-    def sample_batch(
-        key: PRNGKey,
-        state: ProbitState,
-        candidate_ids: jax.Array,
-        k: int = 1,
-        num_requests: int = 1,
-    ) -> Selection:
-        """``num_requests`` independent requests over the same candidates: a ``Selection``
-        with a leading request axis (``arms: int32[num_requests, k]``); request ``j`` equals
-        ``sample(jax.random.split(key, num_requests)[j], ...)``."""
-        check_sample(state, candidate_ids, k)
-        if isinstance(num_requests, bool) or not isinstance(num_requests, int | np.integer):
-            errors.fail("num_requests", "a positive integer", repr(num_requests))
-        if num_requests < 1:
-            errors.fail("num_requests", "a positive integer", repr(num_requests))
-        return sample_batch_core(key, state, candidate_ids, int(k), int(num_requests))
+    sample, sample_batch = selection_entry_points(check_sample, sample_core, sample_batch_core)
 
     @jax.jit
     def predict_core(state, feature_ids):
