@@ -63,22 +63,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from prime_science.bandits.probit import (
-    _UNIFORM_STREAM,
     EXPLORATIONS,
     _check_candidates,
     _check_feature_ids,
     _check_prior,
     _check_scalar,
     _projected_variance,
-    _sharded_top_scores,
-    _tie_keys,
-    _top_k_random_ties,
     linear_scores,
     materialise,
+    select_rows,
     selection_entry_points,
 )
 from prime_science.core import errors
-from prime_science.core.random import top_k_with_ids
 from prime_science.core.types import Selection, SolverInfo
 
 __all__ = ["COVARIANCES", "EXPLORATIONS", "LogisticState", "LogisticPolicy", "logistic_laplace"]
@@ -362,7 +358,7 @@ def logistic_laplace(
 
     def choose(key, state, ids, cholesky, scores, k) -> Selection:
         """One request: the top ``k`` rows of ``ids`` under the rule, given ``shared``."""
-        rows = jnp.arange(ids.shape[0], dtype=jnp.int32)
+        weights = None
         if exploration == "thompson":
             normals = jax.random.normal(key, state.mean.shape, state.mean.dtype)
             if full:
@@ -370,25 +366,8 @@ def logistic_laplace(
                 offset = solve(cholesky, normals, lower=True, trans="T")
             else:
                 offset = normals / jnp.sqrt(state.precision)
-            weights = materialise(state.mean + alpha * offset)
-            if mesh is not None:
-                top, chosen = _sharded_top_scores(weights, ids, k, mesh)
-                return Selection(arms=chosen, scores=top)
-            top, chosen = top_k_with_ids(linear_scores(weights, ids), rows, k)
-        elif exploration == "epsilon_greedy":
-            coin_key, choice_key = jax.random.split(key)
-
-            def explore(choice_key):
-                uniforms = _tie_keys(choice_key, _UNIFORM_STREAM, rows.shape[0])
-                chosen = top_k_with_ids(uniforms, rows, k)[1]
-                return scores[chosen], chosen
-
-            exploit = lambda choice_key: _top_k_random_ties(choice_key, scores, k)
-            explores = jax.random.uniform(coin_key) < epsilon
-            top, chosen = jax.lax.cond(explores, explore, exploit, choice_key)
-        else:
-            top, chosen = _top_k_random_ties(key, scores, k)
-        return Selection(arms=chosen, scores=top)
+            weights = state.mean + alpha * offset
+        return select_rows(key, exploration, ids, k, weights, scores, epsilon, mesh)
 
     @partial(jax.jit, static_argnums=3)
     def sample_core(key, state, candidate_ids, k):

@@ -85,6 +85,7 @@ from prime_science.core.types import PRNGKey, Selection
 __all__ = [
     "GAUSS_HERMITE_NODES",
     "adf_factor_update",
+    "select_rows",
     "selection_entry_points",
     "linear_scores",
     "materialise",
@@ -284,6 +285,38 @@ def _check_candidates(candidate_ids: Any, k: Any, num_features: int, mesh: Any) 
         errors.fail("k", f"an integer in [1, {num_candidates}]", repr(k))
     if not 1 <= k <= num_candidates:
         errors.fail("k", f"an integer in [1, {num_candidates}]", repr(k))
+
+
+def select_rows(key, exploration, ids, k, weights, scores, epsilon, mesh) -> Selection:
+    """One request's top ``k`` rows of ``ids`` under a selection rule (module docstring).
+
+    ``"thompson"``: by ``linear_scores(weights, ids)`` of the request's weight draw, ties to
+    the lower row, the candidate axis split over ``mesh`` if given. Otherwise by the
+    key-independent ``scores``, ties broken at random by ``key``; ``"epsilon_greedy"``
+    explores ``k`` uniformly random rows with probability ``epsilon``. Shared by
+    :func:`probit_adf` and :func:`~prime_science.bandits.logistic.logistic_laplace`.
+    """
+    rows = jnp.arange(ids.shape[0], dtype=jnp.int32)
+    if exploration == "thompson":
+        weights = materialise(weights)  # fused into the scorer it is redrawn per gather
+        if mesh is not None:
+            top, chosen = _sharded_top_scores(weights, ids, k, mesh)
+        else:
+            top, chosen = top_k_with_ids(linear_scores(weights, ids), rows, k)
+    elif exploration == "epsilon_greedy":
+        coin_key, choice_key = jax.random.split(key)
+
+        def explore(choice_key):
+            uniforms = _tie_keys(choice_key, _UNIFORM_STREAM, rows.shape[0])
+            chosen = top_k_with_ids(uniforms, rows, k)[1]
+            return scores[chosen], chosen
+
+        exploit = lambda choice_key: _top_k_random_ties(choice_key, scores, k)
+        explores = jax.random.uniform(coin_key) < epsilon
+        top, chosen = jax.lax.cond(explores, explore, exploit, choice_key)
+    else:
+        top, chosen = _top_k_random_ties(key, scores, k)
+    return Selection(arms=chosen, scores=top)
 
 
 def selection_entry_points(check_sample, sample_core, sample_batch_core) -> tuple[Any, Any]:
@@ -539,29 +572,11 @@ def probit_adf(
 
     def choose(key, state, ids, scores, k) -> Selection:
         """One request: the top ``k`` rows of ``ids`` under the rule, given ``fixed_scores``."""
-        rows = jnp.arange(ids.shape[0], dtype=jnp.int32)
+        weights = None
         if exploration == "thompson":
             noise_draw = jax.random.normal(key, state.mean.shape, state.mean.dtype)
             weights = state.mean + jnp.sqrt(state.variance) * noise_draw
-            weights = materialise(weights)  # fused into the scorer it is redrawn per gather
-            if mesh is not None:
-                top, chosen = _sharded_top_scores(weights, ids, k, mesh)
-                return Selection(arms=chosen, scores=top)
-            top, chosen = top_k_with_ids(linear_scores(weights, ids), rows, k)
-        elif exploration == "epsilon_greedy":
-            coin_key, choice_key = jax.random.split(key)
-
-            def explore(choice_key):
-                uniforms = _tie_keys(choice_key, _UNIFORM_STREAM, rows.shape[0])
-                chosen = top_k_with_ids(uniforms, rows, k)[1]
-                return scores[chosen], chosen
-
-            exploit = lambda choice_key: _top_k_random_ties(choice_key, scores, k)
-            explores = jax.random.uniform(coin_key) < epsilon
-            top, chosen = jax.lax.cond(explores, explore, exploit, choice_key)
-        else:
-            top, chosen = _top_k_random_ties(key, scores, k)
-        return Selection(arms=chosen, scores=top)
+        return select_rows(key, exploration, ids, k, weights, scores, epsilon, mesh)
 
     @partial(jax.jit, static_argnums=3)
     def sample_core(key, state, candidate_ids, k):
