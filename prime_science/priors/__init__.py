@@ -1,7 +1,9 @@
 """Empirical-Bayes meta-priors (SCIENCE §2.3): group prior records, the closed-form
-method-of-moments estimator, and (in :mod:`prime_science.priors.hierarchical`, the only module
+method-of-moments estimator, type-II maximum likelihood of group priors directly from logged
+probit events (Laplace evidence), and (in :mod:`prime_science.priors.hierarchical`, the only module
 that imports NumPyro) hierarchical models fitted by SVI and NUTS."""
 
+from prime_science.priors.laplace import Type2Fit, probit_type2
 from prime_science.priors.moments import (
     GroupMoments,
     divide_out_prior,
@@ -30,4 +32,6 @@ __all__ = [
     "method_of_moments",
     "meta_prior",
     "divide_out_prior",
+    "Type2Fit",
+    "probit_type2",
 ]

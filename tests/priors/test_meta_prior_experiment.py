@@ -24,6 +24,8 @@ TINY = meta_prior.Config(
     deploy_days=2,
     hours_per_day=3,
     traffic_levels=(2, 8),
+    eb_max_features=512,
+    eb_iters=3,
 )
 SEEDS = 2
 
