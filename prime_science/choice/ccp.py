@@ -32,9 +32,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from prime_science.choice.mdp import banded_transition
+from prime_science.choice.mdp import bus_engine_mdp, expected_next_values
 from prime_science.choice.nfxp import ChoiceData, transition_mle
-from prime_science.choice.solvers import linear_solve
+from prime_science.choice.solvers import linear_solve, policy_solve
 
 __all__ = ["CCPResult", "frequency_ccp", "estimate_bus_ccp"]
 
@@ -65,26 +65,24 @@ def frequency_ccp(data: ChoiceData, num_states: int, dtype=jnp.float64) -> jax.A
 
 
 def _linear_values(replace_prob, increment_probs, num_states, discount, cost_scale):
-    """``(Z~ [S, 2, 2], e~ [S, 2])``: ``v(x, a; theta) = Z~[x, a] @ theta + e~[x, a]``."""
+    """``(Z~ [S, 2, 2], e~ [S, 2])``: ``v(x, a; theta) = Z~[x, a] @ theta + e~[x, a]`` (the
+    banded bus model: ``O(S J)`` solves with ``I - beta P_pi``, :func:`.solvers.policy_solve`)."""
     dtype = replace_prob.dtype
-    keep_matrix = banded_transition(increment_probs, num_states)
-    replace_matrix = jnp.broadcast_to(keep_matrix[0], keep_matrix.shape)
+    zero = jnp.zeros((), dtype)
+    model = bus_engine_mdp(zero, zero, increment_probs, num_states, discount, banded=True)
     probs = jnp.stack([1.0 - replace_prob, replace_prob], -1)  # [S, 2]
     x = jnp.arange(num_states, dtype=dtype)
     zeros = jnp.zeros(num_states, dtype)
     z = jnp.stack(
         [jnp.stack([zeros, -cost_scale * x], -1), jnp.stack([-jnp.ones_like(x), zeros], -1)], 1
     )  # [S, A, 2]
-    policy = probs[:, 0, None] * keep_matrix + probs[:, 1, None] * replace_matrix
-    system = jnp.eye(num_states, dtype=dtype) - discount * policy
     # V = A theta + b
     flow_z = jnp.einsum("sa,sak->sk", probs, z)
     flow_e = -jnp.sum(probs * jnp.log(probs), -1)
-    value_z = linear_solve(system, flow_z)
-    value_e = linear_solve(system, flow_e)
-    transitions = jnp.stack([keep_matrix, replace_matrix])  # [A, S, S]
-    z_tilde = z + discount * jnp.einsum("ast,tk->sak", transitions, value_z)
-    e_tilde = discount * jnp.einsum("ast,t->sa", transitions, value_e)
+    values = policy_solve(model, probs, jnp.concatenate([flow_z, flow_e[:, None]], 1))
+    expected = jax.vmap(lambda v: expected_next_values(model, v), 1, 2)(values)  # [S, A, 3]
+    z_tilde = z + discount * expected[..., :2]
+    e_tilde = discount * expected[..., 2]
     return z_tilde, e_tilde
 
 

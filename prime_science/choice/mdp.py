@@ -22,6 +22,17 @@ The bus engine model (Rust 1987; Su and Judd 2012): ``S`` mileage bins, actions 
 ``c(x) = cost_scale * theta11 * x`` (``cost_scale = 0.001``); the monthly bin increment is
 ``j`` with probability ``theta3_j`` (:func:`banded_transition`: the last bin absorbs the mass
 that would leave the grid); replacing restarts at bin 0, so ``P[replace, x, :] = P[keep, 0, :]``.
+
+Banded transitions (:class:`BandedMDP`). Renewal models like the bus move from ``s`` up by a
+few bins or restart at state 0 and move up from there. :class:`BandedMDP` stores exactly that:
+``increment_probs[a, s, j]`` (``J`` increments) and ``resets[a, s]``: action ``a`` in state ``s``
+moves to ``min(s + j, S - 1)`` with probability ``increment_probs[a, s, j]`` (moves past the last
+state stay there, as in :func:`banded_transition`), except that where ``resets[a, s]`` it moves as
+the same action does in state 0 (to ``min(j, S - 1)`` with probability
+``increment_probs[a, 0, j]``; ``increment_probs[a, s]`` is then unused). ``E[V(s') | s, a]`` costs
+``O(S J A)`` instead of ``O(S^2 A)``, and the Newton system of :mod:`.solvers` is an
+upper-triangular band plus a rank-``A`` correction (solved in ``O(S J A)``). Every function of
+this module takes either kind; :func:`to_dense` gives the equivalent :class:`TabularMDP`.
 """
 
 from __future__ import annotations
@@ -38,7 +49,12 @@ __all__ = [
     "KEEP",
     "REPLACE",
     "TabularMDP",
+    "BandedMDP",
     "make_mdp",
+    "make_banded_mdp",
+    "to_dense",
+    "band_columns",
+    "expected_next_values",
     "choice_values",
     "soft_bellman",
     "log_choice_probabilities",
@@ -69,6 +85,47 @@ class TabularMDP(NamedTuple):
     scale: jax.Array
 
 
+class BandedMDP(NamedTuple):
+    """A tabular logit model with banded (increment) transitions (module docstring).
+
+    Attributes:
+      rewards: ``float[S, A]`` flow utilities ``u(s, a)``.
+      increment_probs: ``float[A, S, J]`` probability of moving up ``j`` states; every
+        ``[a, s, :]`` sums to one.
+      resets: ``bool[A, S]`` whether action ``a`` in state ``s`` moves as it does in state 0.
+      discount: ``float[]`` ``beta in [0, 1)``.
+      scale: ``float[]`` the shock scale ``alpha > 0``.
+    """
+
+    rewards: jax.Array
+    increment_probs: jax.Array
+    resets: jax.Array
+    discount: jax.Array
+    scale: jax.Array
+
+
+def _check_common(rewards, discount, scale) -> None:
+    if not np.all(np.isfinite(np.asarray(rewards))):
+        errors.fail("rewards", "finite utilities", "NaN or inf")
+    if not 0.0 <= float(discount) < 1.0:
+        errors.fail("discount", "a number in [0, 1)", float(discount))
+    if not float(scale) > 0.0:
+        errors.fail("scale", "a positive shock scale", float(scale))
+
+
+def _check_rows(name: str, p: np.ndarray, tol: float) -> None:
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        errors.fail(name, "finite non-negative probabilities", "a negative or NaN")
+    row_error = np.abs(p.sum(-1) - 1.0)
+    if np.any(row_error > tol):
+        a, s = np.unravel_index(np.argmax(row_error), row_error.shape)
+        errors.fail(
+            name,
+            f"rows summing to one (within {tol:g})",
+            f"row (action {a}, state {s}) summing to {p[a, s].sum()!r}",
+        )
+
+
 def make_mdp(rewards, transitions, discount, scale=1.0, *, atol: float | None = None) -> TabularMDP:
     """A checked :class:`TabularMDP` (checks on values run only on concrete arrays).
 
@@ -96,30 +153,92 @@ def make_mdp(rewards, transitions, discount, scale=1.0, *, atol: float | None = 
     errors.check_rank("scale", scale, 0)
     if all(errors.is_concrete(x) for x in (rewards, transitions, discount, scale)):
         tol = atol if atol is not None else (1e-10 if dtype == jnp.float64 else 1e-5)
-        p = np.asarray(transitions)
         if not np.all(np.isfinite(np.asarray(rewards))):
             errors.fail("rewards", "finite utilities", "NaN or inf")
-        if not np.all(np.isfinite(p)) or np.any(p < 0):
-            errors.fail("transitions", "finite non-negative probabilities", "a negative or NaN")
-        row_error = np.abs(p.sum(-1) - 1.0)
-        if np.any(row_error > tol):
-            a, s = np.unravel_index(np.argmax(row_error), row_error.shape)
-            errors.fail(
-                "transitions",
-                f"rows summing to one (within {tol:g})",
-                f"row (action {a}, state {s}) summing to {p[a, s].sum()!r}",
-            )
-        if not 0.0 <= float(discount) < 1.0:
-            errors.fail("discount", "a number in [0, 1)", float(discount))
-        if not float(scale) > 0.0:
-            errors.fail("scale", "a positive shock scale", float(scale))
+        _check_rows("transitions", np.asarray(transitions), tol)
+        _check_common(rewards, discount, scale)
     return TabularMDP(rewards, transitions, discount, scale)
+
+
+def make_banded_mdp(
+    rewards, increment_probs, resets, discount, scale=1.0, *, atol: float | None = None
+) -> BandedMDP:
+    """A checked :class:`BandedMDP` (checks on values run only on concrete arrays).
+
+    ``increment_probs`` is ``[A, S, J]``, or ``[J]`` for one distribution shared by every action
+    and state; ``resets`` is ``[A, S]`` or ``[A]`` (per action). Raises
+    :class:`~prime_science.core.errors.InvalidArgumentError` as :func:`make_mdp` does.
+    """
+    rewards = jnp.asarray(rewards)
+    dtype = rewards.dtype if jnp.issubdtype(rewards.dtype, jnp.floating) else jnp.float32
+    rewards = rewards.astype(dtype)
+    errors.check_rank("rewards", rewards, 2)
+    num_states, num_actions = rewards.shape
+    increment_probs = jnp.asarray(increment_probs, dtype)
+    if increment_probs.ndim == 1:
+        increment_probs = jnp.broadcast_to(
+            increment_probs, (num_actions, num_states, increment_probs.shape[0])
+        )
+    errors.check_rank("increment_probs", increment_probs, 3)
+    if increment_probs.shape[:2] != (num_actions, num_states):
+        errors.fail(
+            "increment_probs",
+            f"shape (A, S, J) with (A, S) = {(num_actions, num_states)} to match rewards",
+            increment_probs.shape,
+        )
+    resets = jnp.asarray(resets, bool)
+    if resets.ndim == 1:
+        if resets.shape[0] != num_actions:
+            errors.fail("resets", f"shape (A,) = ({num_actions},) or (A, S)", resets.shape)
+        resets = jnp.broadcast_to(resets[:, None], (num_actions, num_states))
+    if resets.shape != (num_actions, num_states):
+        errors.fail("resets", f"shape (A, S) = {(num_actions, num_states)}", resets.shape)
+    discount = jnp.asarray(discount, dtype)
+    scale = jnp.asarray(scale, dtype)
+    errors.check_rank("discount", discount, 0)
+    errors.check_rank("scale", scale, 0)
+    if all(errors.is_concrete(x) for x in (rewards, increment_probs, discount, scale)):
+        tol = atol if atol is not None else (1e-10 if dtype == jnp.float64 else 1e-5)
+        _check_rows("increment_probs", np.asarray(increment_probs), tol)
+        _check_common(rewards, discount, scale)
+    return BandedMDP(rewards, increment_probs, resets, discount, scale)
+
+
+def band_columns(mdp: BandedMDP) -> jax.Array:
+    """``int32[A, S, J]``: the state that increment ``j`` of ``(a, s)`` reaches."""
+    num_actions, num_states, num_increments = mdp.increment_probs.shape
+    origin = jnp.where(mdp.resets, 0, jnp.arange(num_states))
+    return jnp.minimum(origin[..., None] + jnp.arange(num_increments), num_states - 1)
+
+
+def to_dense(mdp: TabularMDP | BandedMDP) -> TabularMDP:
+    """The same model with dense ``[A, S, S]`` transitions (``O(A S^2)`` memory)."""
+    if isinstance(mdp, TabularMDP):
+        return mdp
+    num_states = mdp.rewards.shape[0]
+    onehot = jax.nn.one_hot(band_columns(mdp), num_states, dtype=mdp.increment_probs.dtype)
+    probs = jnp.where(mdp.resets[..., None], mdp.increment_probs[:, :1], mdp.increment_probs)
+    transitions = jnp.einsum("asj,asjt->ast", probs, onehot)
+    return TabularMDP(mdp.rewards, transitions, mdp.discount, mdp.scale)
+
+
+def expected_next_values(mdp: TabularMDP | BandedMDP, value: jax.Array) -> jax.Array:
+    """``float[S, A]``: ``E[V(s') | s, a] = sum_s' P[a, s, s'] V(s')`` (banded: ``O(S J A)``)."""
+    if isinstance(mdp, TabularMDP):
+        return jnp.einsum("ast,t->sa", mdp.transitions, value)
+    num_increments = mdp.increment_probs.shape[-1]
+    num_states = value.shape[0]
+    padded = jnp.concatenate([value, jnp.broadcast_to(value[-1:], (num_increments - 1,))])
+    # a sum of J shifted slices, not a [.., J] contraction: ~10x faster on XLA:CPU under vmap
+    probs = mdp.increment_probs
+    forward = sum(probs[..., j] * padded[j : j + num_states] for j in range(num_increments))
+    restart = sum(probs[:, :1, j] * padded[j] for j in range(num_increments))  # [A, 1]
+    return jnp.where(mdp.resets, restart, forward).T
 
 
 def choice_values(mdp: TabularMDP, value: jax.Array) -> jax.Array:
     """``float[S, A]``: ``Q(s, a) = u(s, a) + beta E[V(s') | s, a]``."""
-    expected = jnp.einsum("ast,t->sa", mdp.transitions, value)
-    return mdp.rewards + mdp.discount * expected
+    return mdp.rewards + mdp.discount * expected_next_values(mdp, value)
 
 
 def soft_bellman(mdp: TabularMDP, value: jax.Array) -> jax.Array:
@@ -139,9 +258,10 @@ def choice_probabilities(mdp: TabularMDP, value: jax.Array) -> jax.Array:
 
 
 def policy_transition(mdp: TabularMDP, value: jax.Array) -> jax.Array:
-    """``float[S, S]``: ``P_pi[s, s'] = sum_a pi(a | s) P[a, s, s']``; ``dT/dV = beta P_pi``."""
+    """``float[S, S]``: ``P_pi[s, s'] = sum_a pi(a | s) P[a, s, s']``; ``dT/dV = beta P_pi``
+    (dense for either kind of model)."""
     probs = choice_probabilities(mdp, value)
-    return jnp.einsum("sa,ast->st", probs, mdp.transitions)
+    return jnp.einsum("sa,ast->st", probs, to_dense(mdp).transitions)
 
 
 def banded_transition(increment_probs: jax.Array, num_states: int) -> jax.Array:
@@ -177,10 +297,25 @@ def bus_engine_mdp(
     num_states: int,
     discount: float | jax.Array,
     cost_scale: float = 0.001,
-) -> TabularMDP:
-    """Rust's bus engine model (module docstring) as a dense :class:`TabularMDP` (unchecked:
-    differentiable in ``replacement_cost``, ``theta11`` and ``increment_probs``)."""
+    *,
+    banded: bool = False,
+) -> TabularMDP | BandedMDP:
+    """Rust's bus engine model (module docstring) as a dense :class:`TabularMDP`, or with
+    ``banded=True`` as the equivalent :class:`BandedMDP` (keep: up ``j`` from ``x``; replace: up
+    ``j`` from 0). Unchecked: differentiable in ``replacement_cost``, ``theta11`` and
+    ``increment_probs``."""
     rewards = bus_utilities(replacement_cost, theta11, num_states, cost_scale)
+    if banded:
+        probs = jnp.asarray(increment_probs, rewards.dtype)
+        band = jnp.broadcast_to(probs, (2, num_states, probs.shape[0]))
+        resets = jnp.broadcast_to(jnp.array([False, True])[:, None], (2, num_states))
+        return BandedMDP(
+            rewards,
+            band,
+            resets,
+            jnp.asarray(discount, rewards.dtype),
+            jnp.ones((), rewards.dtype),
+        )
     keep = banded_transition(jnp.asarray(increment_probs, rewards.dtype), num_states)
     replace = jnp.broadcast_to(keep[0], keep.shape)
     transitions = jnp.stack([keep, replace])

@@ -23,6 +23,20 @@ Solvers (Rust 1987, 2000 "NFXP manual"; STYLE rule 7):
   the unit eigenvalue of ``P_pi`` keeps ``I - G'`` well conditioned even at ``beta = 0.9999``,
   where ``I - beta P_pi`` has condition number ~1e4.
 
+Banded models (:class:`~.mdp.BandedMDP`). Every solve with ``I - G'(W)`` (the Newton step,
+the implicit derivatives) goes through :func:`policy_solve`, which for a banded model writes
+``P_pi = F + sum_a c_a P[a, 0, :]`` with ``F`` the moves up from ``s`` (an upper-triangular band
+of width ``J``) and ``c_a[s] = pi(a | s) resets[a, s]`` the restarts (a restarting row is the
+action's row at state 0). Since ``P_pi[0, :] = sum_a pi(a | 0) P[a, 0, :]`` as well::
+
+    I - G'(W) = U + X Y^T,   U = I - beta F,
+    X[:, a] = beta (pi(a | 0) 1 - c_a),   Y^T[a, :] = P[a, 0, :],
+
+an upper-triangular band plus a rank-``A`` term (without the deflation, ``X = -beta c``):
+Woodbury's identity ``M^{-1} r = z - Z (I + Y^T Z)^{-1} Y^T z`` with ``z = U^{-1} r``,
+``Z = U^{-1} X``, ``U^{-1}`` by banded back substitution (``O(S J)`` per right-hand side, ``A + 1``
+of them). The diagonal of ``U`` is at least ``1 - beta``, so ``U`` is never singular.
+
 Derivatives are implicit (implicit function theorem, not through the loop): with
 ``W* = G(W*; theta)``, ``dW* = (I - G'(W*))^{-1} dG/dtheta``. The rule is a ``jax.custom_jvp``,
 so forward mode (``jacfwd``), reverse mode (``grad``; JAX transposes the linear solve) and
@@ -39,13 +53,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.choice.mdp import TabularMDP, policy_transition, soft_bellman
+from prime_science.choice.mdp import (
+    BandedMDP,
+    TabularMDP,
+    choice_probabilities,
+    policy_transition,
+    soft_bellman,
+)
 from prime_science.core import errors
 from prime_science.core.types import SolverInfo
 
 __all__ = [
     "relative_bellman",
     "newton_matrix",
+    "policy_solve",
+    "newton_solve",
     "successive_approximation",
     "newton_kantorovich",
     "solve_relative",
@@ -59,7 +81,7 @@ def relative_bellman(mdp: TabularMDP, relative_value: jax.Array) -> jax.Array:
 
 
 def newton_matrix(mdp: TabularMDP, relative_value: jax.Array) -> jax.Array:
-    """``float[S, S]``: ``I - G'(W) = I - beta (P_pi - 1 P_pi[0, :])``."""
+    """``float[S, S]``: ``I - G'(W) = I - beta (P_pi - 1 P_pi[0, :])`` (dense for either kind)."""
     p_pi = policy_transition(mdp, relative_value)
     deflated = p_pi - p_pi[:1, :]
     return jnp.eye(p_pi.shape[0], dtype=p_pi.dtype) - mdp.discount * deflated
@@ -100,6 +122,99 @@ def linear_solve(matrix: jax.Array, rhs: jax.Array) -> jax.Array:
     return jnp.linalg.solve(matrix, rhs)
 
 
+def _banded_back_substitution(upper: jax.Array, rhs: jax.Array) -> jax.Array:
+    """``U^{-1} rhs`` for an upper-triangular band ``U[s, s + k] = upper[s, k]``
+    (``upper[S, J]``, ``rhs[S, K]``): a reverse ``scan`` carrying the last ``J - 1`` solutions."""
+    num_bands = upper.shape[1]
+    if num_bands == 1:
+        return rhs / upper
+
+    def step(window, inputs):
+        row, b = inputs
+        for k in range(1, num_bands):
+            b = b - row[k] * window[k - 1]
+        x = b / row[0]
+        return (x, *window[:-1]), x
+
+    window = tuple(jnp.zeros(rhs.shape[1], rhs.dtype) for _ in range(num_bands - 1))
+    _, solution = jax.lax.scan(step, window, (upper, rhs), reverse=True)
+    return solution
+
+
+def _banded_policy_solve(mdp: BandedMDP, probs, rhs, deflate, transposable=True):
+    """:func:`policy_solve` for a :class:`~.mdp.BandedMDP` (module docstring)."""
+    num_states = mdp.rewards.shape[0]
+    num_increments = mdp.increment_probs.shape[-1]
+    beta = mdp.discount
+    moving = jnp.where(mdp.resets, 0.0, probs.T)  # [A, S]: pi(a | s) where a moves from s
+    forward = jnp.sum(moving[..., None] * mdp.increment_probs, 0)  # [S, J]
+    # move j from s lands in band k = min(j, S - 1 - s): the band's last entry takes the tail
+    reach = num_states - 1 - jnp.arange(num_states)[:, None]
+    bands = jnp.arange(num_increments)
+    tail = jnp.cumsum(forward[:, ::-1], 1)[:, ::-1]
+    band = jnp.where(bands < reach, forward, jnp.where(bands == reach, tail, 0.0))
+    upper = jnp.where(bands == 0, 1.0, 0.0) - beta * band
+    # X[:, a] = beta (pi_a(0) [deflate] - pi_a(s) resets[a, s]);  Y^T[a] = P[a, 0, :]
+    left = -beta * jnp.where(mdp.resets, probs.T, 0.0).T  # [S, A]
+    if deflate:
+        left = left + beta * probs[0]
+    first_rows = mdp.increment_probs[:, 0, :]  # [A, J]
+    targets = [min(j, num_states - 1) for j in range(num_increments)]
+    vector = rhs.ndim == 1
+    rhs = rhs[:, None] if vector else rhs
+    if transposable:  # rhs alone in its scan, so that JAX can transpose the solve in rhs
+        z, big_z = _banded_back_substitution(upper, rhs), _banded_back_substitution(upper, left)
+    else:  # one scan for all right-hand sides: faster, but not transposable
+        solved = _banded_back_substitution(upper, jnp.concatenate([rhs, left], 1))
+        z, big_z = solved[:, : rhs.shape[1]], solved[:, rhs.shape[1] :]
+
+    def project(x):  # Y^T x: [A, K]
+        return sum(first_rows[:, j, None] * x[t] for j, t in enumerate(targets))
+
+    capacitance = jnp.eye(left.shape[1], dtype=rhs.dtype) + project(big_z)
+    # small (A x A) systems: LAPACK through jnp.linalg.solve is fast enough here
+    small = jnp.linalg.solve(capacitance, project(z))  # [A, K]
+    solution = z - sum(big_z[:, a, None] * small[a] for a in range(left.shape[1]))
+    return solution[:, 0] if vector else solution
+
+
+def policy_solve(
+    mdp: TabularMDP | BandedMDP,
+    probs: jax.Array,
+    rhs: jax.Array,
+    *,
+    deflate: bool = False,
+) -> jax.Array:
+    """``M^{-1} rhs`` with ``M = I - beta P_pi`` (``deflate=False``) or the Newton matrix
+    ``M = I - beta (P_pi - 1 P_pi[0, :])`` (``deflate=True``), ``P_pi[s] = sum_a probs[s, a]
+    P[a, s]``; ``probs`` is ``float[S, A]``, ``rhs`` ``float[S]`` or ``float[S, K]``. Dense models:
+    LU; banded models: back substitution and Woodbury (module docstring). Linear in ``rhs``."""
+    if isinstance(mdp, BandedMDP):
+        return _banded_policy_solve(mdp, probs, rhs, deflate)
+    p_pi = jnp.einsum("sa,ast->st", probs, mdp.transitions)
+    if deflate:
+        p_pi = p_pi - p_pi[:1, :]
+    matrix = jnp.eye(p_pi.shape[0], dtype=p_pi.dtype) - mdp.discount * p_pi
+    return linear_solve(matrix, rhs)
+
+
+def newton_solve(
+    mdp: TabularMDP | BandedMDP,
+    relative_value: jax.Array,
+    rhs: jax.Array,
+    *,
+    transposable: bool = True,
+):
+    """``(I - G'(W))^{-1} rhs`` (:func:`policy_solve` with the policy of ``W``).
+    ``transposable=False`` (banded models) solves every right-hand side of the Woodbury
+    formula in one scan: faster, but reverse mode cannot transpose it (the Newton loop, which
+    is never differentiated, uses it)."""
+    probs = choice_probabilities(mdp, relative_value)
+    if isinstance(mdp, BandedMDP):
+        return _banded_policy_solve(mdp, probs, rhs, True, transposable)
+    return policy_solve(mdp, probs, rhs, deflate=True)
+
+
 def _residual(w: jax.Array, gw: jax.Array) -> jax.Array:
     return jnp.max(jnp.abs(gw - w))
 
@@ -136,7 +251,7 @@ def _newton_loop(mdp, initial, tol, max_iters, contraction_steps, switch_tol):
 
     def body(carry):
         w, gw, k = carry
-        w = w - linear_solve(newton_matrix(mdp, w), w - gw)
+        w = w - newton_solve(mdp, w, w - gw, transposable=False)
         w = w - w[0]
         return w, relative_bellman(mdp, w), k + 1
 
@@ -164,7 +279,7 @@ def _implicit_jvp(loop, primals, tangents):
     mdp_dot, _ = tangents
     w, info = _implicit(loop, mdp, initial)
     _, g_dot = jax.jvp(lambda m: relative_bellman(m, w), (mdp,), (mdp_dot,))
-    w_dot = linear_solve(newton_matrix(mdp, w), g_dot)
+    w_dot = newton_solve(mdp, w, g_dot)
     return (w, info), (w_dot, _zero_info_tangent(info))
 
 

@@ -94,6 +94,7 @@ def simulate_from_shocks(shocks: BusShocks, design: BusEngineDesign) -> ChoiceDa
         jnp.asarray(design.increment_probs, dtype),
         design.num_states,
         design.discount,
+        banded=True,
     )
     relative_value, _ = solve_relative(mdp)
     replace_prob = choice_probabilities(mdp, relative_value)[:, 1]

@@ -43,4 +43,14 @@ def test_runs_end_to_end_and_replicates_table_ix(tmp_path):
     assert values[0] != values[1]
     assert metrics["mc_converged_share"]["mean"] == 1.0
     assert 0 < metrics["mc_theta11_mean"]["mean"] < 10 and 0 < metrics["mc_rc_mean"]["mean"] < 30
+    # NPL reaches NFXP's maximum on every panel (the oracle: the MLE); RMSE >= |bias|
+    assert metrics["mc_npl_nfxp_max_abs_diff"]["mean"] < 1e-3
+    assert metrics["mc_npl_max_step"]["mean"] < 1e-6
+    for name in ("rc", "theta11"):
+        for seed in range(SEEDS):
+            rmse = metrics[f"mc_{name}_rmse"]["values"][seed]
+            bias = abs(metrics[f"mc_{name}_mean"]["values"][seed] - (11.7257, 2.4569)[name != "rc"])
+            assert rmse >= bias - 1e-9
+    assert 1 <= metrics["mc_max_iters"]["mean"] <= TINY.mc_max_iters
+    assert "monte_carlo.png" in " ".join(record["plots"])
     assert np.isfinite(metrics["group4_se_rc"]["mean"])
