@@ -86,6 +86,7 @@ def test_reports_dropped_features_when_max_features_is_too_small():
         (lambda e, c, g: (e[:, :, None], c, g), "events"),
         (lambda e, c, g: (e, c[:-1], g), "clicks"),
         (lambda e, c, g: (e, c * 2, g), "clicks"),
+        (lambda e, c, g: (e, -c, g), "clicks"),
         (lambda e, c, g: (e.at[0, 1].set(10_000) if hasattr(e, "at") else _set(e), c, g), "events"),
         (lambda e, c, g: (e, c, g + 5), "group_of_feature"),
     ],
@@ -108,3 +109,29 @@ def test_bad_options_are_named():
         probit_type2(events, clicks, groups, 4, max_features=64, fixed_groups=(4,))
     with pytest.raises(InvalidArgumentError, match="noise"):
         probit_type2(events, clicks, groups, 4, max_features=64, noise=0.0)
+
+
+def test_aggregated_rows_equal_single_events():
+    """Rows shown n times with k clicks give the fit of the n single events they stand for."""
+    events, clicks, groups, _ = _simulate(jax.random.key(6), num_events=3_000)
+    unique, inverse = np.unique(events, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    impressions = np.bincount(inverse, minlength=len(unique)).astype(np.float32)
+    row_clicks = np.bincount(inverse, weights=clicks, minlength=len(unique)).astype(np.float32)
+    assert len(unique) < len(events)
+    options = dict(max_features=512, fixed_groups=(0,), num_iters=4)
+    single = probit_type2(events, clicks, groups, 4, **options)
+    rows = probit_type2(unique, row_clicks, groups, 4, impressions=impressions, **options)
+    np.testing.assert_allclose(rows.variance, single.variance, rtol=2e-3)
+    np.testing.assert_allclose(rows.mean, single.mean, rtol=2e-3, atol=1e-4)
+    # a row never shown touches nothing
+    unseen = np.concatenate([unique, np.full((1, unique.shape[1]), 1)])
+    padded = probit_type2(
+        unseen,
+        np.append(row_clicks, 0.0),
+        groups,
+        4,
+        impressions=np.append(impressions, 0.0),
+        **options,
+    )
+    np.testing.assert_allclose(padded.variance, rows.variance, rtol=1e-5)
