@@ -8,6 +8,7 @@ from experiments import (
     callout_regret,
     cold_start,
     delays,
+    irl,
     layout_search,
     layouts,
     meta_prior,
@@ -17,7 +18,16 @@ from prime_science.runner import register
 
 __all__ = ["EXPERIMENTS"]
 
-EXPERIMENTS = (callout_regret, cold_start, delays, meta_prior, layout_search, layouts, rust_bus)
+EXPERIMENTS = (
+    callout_regret,
+    cold_start,
+    delays,
+    meta_prior,
+    layout_search,
+    layouts,
+    rust_bus,
+    irl,
+)
 
 for _experiment in EXPERIMENTS:
     register(_experiment)

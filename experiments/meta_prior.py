@@ -45,20 +45,20 @@ smaller ``tau^2`` than its first-order parent, category, and, with the paper's t
 (all first-order features pooled vs the cross), a smaller untruncated ``tau~^2`` than the
 first-order group.
 
-Measured (quick, 5 seeds, 2-core CPU; mean +- s.e.). Experiment 1: ``|z|`` of the bias at
-``n_k = 1,000`` 0.80 +- 0.24, s.d. slope -0.499 +- 0.003. EB fit, learned ``tau^`` by type-II
-ML (refit + moments, signed; true): brand 0.26 (0.09; 0.3), colour 0.19 (0.34; 0.2), price
-0.17 (0.35; 0.2), category 0.44 (0.40; 0.5), title 0.098 (-0.13; 0.1), segment x category 0.088
+Measured (quick, 5 seeds, 2-core CPU; mean +- s.e.). Experiment 1: ``|z|`` of the bias at ``n_k
+= 1,000`` 0.80 +- 0.24, s.d. slope -0.499 +- 0.003. EB fit, learned ``tau^`` by type-II ML
+(refit + moments, signed; true): brand 0.26 (0.09; 0.3), colour 0.19 (0.34; 0.2), price 0.17
+(0.35; 0.2), category 0.44 (0.40; 0.5), title 0.098 (-0.13; 0.1), segment x category 0.088
 (0.14; 0.1); mean ``|tau^ / s_block - 1|`` 0.17 +- 0.03. Experiment 2: regret reduction of the
 meta-prior against ``N(0, 1)`` 49% +- 9% at 100 impressions per hourly batch, 81% +- 3% at
-1,000, 88% +- 1% at 10,000; per-impression regret gap 0.20, 0.29, 0.24. The percent gain *grows* over this range (target FAILS): the
-generic prior on 4,479 weights (4,096 title buckets of true scale 0.1 drawn with s.d. 1) keeps
-exploring (its regret per impression only falls from 0.39 to 0.27 over the range) while the
-meta-prior's falls from 0.20 to 0.033; both are consistent, so the gap must close at higher
-traffic. Young-item CTR, meta-prior minus generic: -0.03 +- 0.04 at 100, +0.06 +- 0.06 at
-1,000, +0.11 +- 0.06 at 10,000. (With the refit + moments prior and a lowest level of 10 per
-batch, 240 impressions in all, the reduction at 10 was 6% +- 3%: nothing much is learnable
-there by either prior.)
+1,000, 88% +- 1% at 10,000; per-impression regret gap 0.20, 0.29, 0.24. The percent gain
+*grows* over this range (target FAILS): the generic prior on 4,479 weights (4,096 title buckets
+of true scale 0.1 drawn with s.d. 1) keeps exploring (its regret per impression only falls from
+0.39 to 0.27 over the range) while the meta-prior's falls from 0.20 to 0.033; both are
+consistent, so the gap must close at higher traffic. Young-item CTR, meta-prior minus generic:
+-0.03 +- 0.04 at 100, +0.06 +- 0.06 at 1,000, +0.11 +- 0.06 at 10,000. (With the refit +
+moments prior and a lowest level of 10 per batch, 240 impressions in all, the reduction at 10
+was 6% +- 3%: nothing much is learnable there by either prior.)
 
 Experiment 3. Per block the cross group's ``tau^2`` is 0.044 +- 0.012 of its first-order parent
 category's (pass). With the paper's two groups (every first-order block pooled, the segment x

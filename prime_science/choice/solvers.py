@@ -71,6 +71,7 @@ __all__ = [
     "successive_approximation",
     "newton_kantorovich",
     "solve_relative",
+    "linear_solve",
 ]
 
 
