@@ -7,6 +7,7 @@ Each module defines ``NAME``, ``Config`` (with ``quick()`` and ``full()``), ``ru
 from experiments import (
     callout_regret,
     cold_start,
+    deep_pqr,
     delays,
     irl,
     layout_search,
@@ -27,6 +28,7 @@ EXPERIMENTS = (
     layouts,
     rust_bus,
     irl,
+    deep_pqr,
 )
 
 for _experiment in EXPERIMENTS:

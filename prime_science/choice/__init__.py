@@ -6,5 +6,6 @@
 * :mod:`.nfxp`: nested fixed point maximum likelihood for the bus engine model;
 * :mod:`.ccp`: Hotz-Miller two-step and NPL;
 * :mod:`.pqr`: tabular PQR (anchor-action inverse RL) and frequency estimators;
-* :mod:`.maxent_irl`: maximum causal entropy IRL baseline (state-only linear reward).
+* :mod:`.maxent_irl`: maximum causal entropy IRL baseline (state-only linear reward);
+* :mod:`.deep_pqr`: Deep PQR (P -> Q -> R with Flax NNX networks and Optax).
 """
