@@ -120,8 +120,7 @@ class Config(NamedTuple):
     def full(cls) -> Config:
         """quick()'s sample sizes with 4 Su–Judd panels per seed (the runner's full scale also
         doubles the seeds): 31 s for 2 seeds on the 2-core CPU. A five-size grid (1k ... 20k)
-        did not finish in 13 minutes there (not diagnosed: possibly the NFXP host call
-        deadlock noted in the module docstring)."""
+        did not finish in 13 minutes there (not diagnosed)."""
         return cls(su_judd_datasets=4)
 
     @property
