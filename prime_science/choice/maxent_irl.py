@@ -179,9 +179,11 @@ def maxent_irl(
     damping: float = 1e-8,
 ) -> MaxEntResult:
     """Maximum-likelihood ``theta`` of the state-only MaxEnt model (module docstring); pure and
-    jittable. Known problem: ``jax.vmap`` of this fit over 3 or more problems did not return on
-    XLA:CPU (jax 0.10.2; batches of 1 and 2 do; cause not found, replacing ``eigh`` did not help):
-    map over problems with ``jax.lax.map`` instead, as :mod:`experiments.irl` does.
+    jittable; vmapped fits run in lock step to the slowest member. Open report: inside the
+    :mod:`experiments.irl` pipeline (sampled bus counts, jax 0.10.2 on XLA:CPU) a ``jax.vmap``
+    of this fit over 3 or more problems once did not return; it was not reproduced on random
+    MDPs or on the bus with expected counts (batches of 2, 3 and 8 return), and the cause is not
+    known, so that experiment maps over problems with ``jax.lax.map``.
 
     Args:
       features: ``float[S, K]`` ``phi``.
