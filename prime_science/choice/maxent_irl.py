@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prime_science.choice.ascent import halving_ascent
 from prime_science.choice.mdp import TabularMDP, log_choice_probabilities, policy_transition
 from prime_science.choice.solvers import linear_solve, solve_relative
 from prime_science.core import errors
@@ -238,48 +239,20 @@ def maxent_irl(
         step = eigenvectors @ ((eigenvectors.T @ gradient) / curvature)
         return step, gradient @ step
 
-    def cond(carry):
-        _, _, _, k, criterion, stalled = carry
-        return (criterion >= tol) & (k < max_iters) & ~stalled
-
-    def body(carry):
-        params, value, warm, k, _, _ = carry
-        step, criterion = direction(params, warm)
-
-        def halve_cond(state):
-            _, candidate_value, _, halvings = state
-            return ~(candidate_value >= value) & (halvings < max_halvings)
-
-        def halve_body(state):
-            length, _, _, halvings = state
-            length = length / 2
-            return (length, *loglik(params + length * step, warm), halvings + 1)
-
-        one = jnp.ones((), dtype)
-        length, new_value, new_warm, _ = jax.lax.while_loop(
-            halve_cond, halve_body, (one, *loglik(params + step, warm), jnp.int32(0))
-        )
-        accepted = new_value >= value
-        params = jnp.where(accepted, params + length * step, params)
-        value = jnp.where(accepted, new_value, value)
-        warm = jnp.where(accepted, new_warm, warm)
-        return params, value, warm, k + 1, jnp.where(accepted, criterion, 0.0), ~accepted
-
     start = (
         jnp.zeros(num_features, dtype)
         if initial_params is None
         else jnp.asarray(initial_params, dtype)
     )
-    value, warm = loglik(start, None)
-    initial = (start, value, warm, jnp.int32(0), jnp.asarray(jnp.inf, dtype), jnp.bool_(False))
-    params, value, warm, k, _, _ = jax.lax.while_loop(cond, body, initial)
-    _, criterion = direction(params, warm)
+    params, value, warm, info = halving_ascent(
+        loglik, direction, start, None, tol=tol, max_iters=max_iters, max_halvings=max_halvings
+    )
     log_policy, _, inner = maxent_log_policy(params, features, transitions, discount, scale, warm)
     return MaxEntResult(
         params=params,
         reward=features @ params,
         log_policy=log_policy,
         log_likelihood=value,
-        info=SolverInfo(k, criterion, criterion < tol),
+        info=info,
         inner_residual=inner.residual,
     )

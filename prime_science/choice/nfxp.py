@@ -40,6 +40,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from prime_science.choice.ascent import halving_ascent
 from prime_science.choice.mdp import bus_engine_mdp, log_choice_probabilities
 from prime_science.choice.solvers import linear_solve, solve_relative
 from prime_science.core.types import SolverInfo
@@ -214,40 +215,15 @@ def estimate_bus(
         step = linear_solve(scores.T @ scores, gradient)
         return step, gradient @ step
 
-    def cond(carry):
-        _, _, _, k, criterion, stalled = carry
-        return (criterion >= tol) & (k < max_iters) & ~stalled
-
-    def body(carry):
-        params, value, warm, k, _, _ = carry
-        step, criterion = direction(params, warm)
-
-        def halve_cond(state):
-            _, candidate_value, _, halvings = state
-            return ~(candidate_value >= value) & (halvings < max_halvings)
-
-        def halve_body(state):
-            length, _, _, halvings = state
-            length = length / 2
-            return (length, *loglik(params + length * step, warm), halvings + 1)
-
-        one = jnp.ones((), dtype)
-        length, new_value, new_warm, _ = jax.lax.while_loop(
-            halve_cond, halve_body, (one, *loglik(params + step, warm), jnp.int32(0))
-        )
-        accepted = new_value >= value
-        params = jnp.where(accepted, params + length * step, params)
-        value = jnp.where(accepted, new_value, value)
-        warm = jnp.where(accepted, new_warm, warm)
-        # the criterion at the start of this step; the loop re-checks it at the new point
-        return params, value, warm, k + 1, jnp.where(accepted, criterion, 0.0), ~accepted
-
-    start = jnp.asarray(initial_params, dtype)
-    value, warm = loglik(start, jnp.zeros(num_states, dtype))
-    initial = (start, value, warm, jnp.int32(0), jnp.asarray(jnp.inf, dtype), jnp.bool_(False))
-    params, value, warm, k, _, _ = jax.lax.while_loop(cond, body, initial)
-    _, criterion = direction(params, warm)
-    info = SolverInfo(k, criterion, criterion < tol)
+    params, value, warm, info = halving_ascent(
+        loglik,
+        direction,
+        jnp.asarray(initial_params, dtype),
+        jnp.zeros(num_states, dtype),
+        tol=tol,
+        max_iters=max_iters,
+        max_halvings=max_halvings,
+    )
 
     scores = _full_scores(params, increment_probs, data, num_states, discount, solver_options)
     information = scores.T @ scores
