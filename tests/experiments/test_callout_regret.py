@@ -1,7 +1,6 @@
 """The callout-regret experiment on a tiny world: shapes, keys, one trace, sane metrics."""
 
 import json
-import types
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +9,6 @@ import pytest
 
 from experiments import callout_regret
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
-from prime_science.runner import run_experiment
 
 TINY = callout_regret.Config(
     num_arms=1_000, num_new_arms=40, num_rounds=48, slate_size=16, rounds_per_day=6
@@ -19,22 +17,10 @@ SEEDS = 3
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
+def outcome(instrumented_run):
     """Run the experiment through the runner with a ``run`` that counts its traces."""
-    traces = []
-
-    def counting_run(key, config):
-        traces.append(config)
-        return callout_regret.run(key, config)
-
-    experiment = types.SimpleNamespace(
-        **{name: getattr(callout_regret, name) for name in callout_regret.__all__},
-        __doc__=callout_regret.__doc__,
-    )
-    experiment.run = counting_run
-    out_dir = tmp_path_factory.mktemp("results")
-    record = run_experiment(experiment, seeds=SEEDS, config=TINY, out_dir=out_dir, progress=False)
-    return record, traces, out_dir / callout_regret.NAME
+    record, traces, _, folder = instrumented_run(callout_regret, TINY, SEEDS)
+    return record, traces, folder
 
 
 def test_compiles_once_for_all_seeds(outcome):

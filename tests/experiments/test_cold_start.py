@@ -2,7 +2,6 @@
 
 import json
 import math
-import types
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +12,6 @@ from experiments import cold_start
 from prime_science import runner
 from prime_science.bandits import features as ft
 from prime_science.bandits.probit import ProbitState, probit_adf
-from prime_science.runner import run_experiment
 from prime_science.sim import callout_world
 
 TINY = cold_start.Config(
@@ -27,27 +25,8 @@ SEEDS = 3
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    """Run through the runner with a ``run`` that counts its traces and a ``plot`` that keeps
-    the stacked results of all seeds."""
-    traces, kept = [], []
-
-    def counting_run(key, config):
-        traces.append(config)
-        return cold_start.run(key, config)
-
-    def keeping_plot(results, config, out_dir):
-        kept.append(results)
-        return cold_start.plot(results, config, out_dir)
-
-    experiment = types.SimpleNamespace(
-        **{name: getattr(cold_start, name) for name in cold_start.__all__},
-        __doc__=cold_start.__doc__,
-    )
-    experiment.run, experiment.plot = counting_run, keeping_plot
-    out_dir = tmp_path_factory.mktemp("results")
-    record = run_experiment(experiment, seeds=SEEDS, config=TINY, out_dir=out_dir, progress=False)
-    return record, traces, kept[0], out_dir / cold_start.NAME
+def outcome(instrumented_run):
+    return instrumented_run(cold_start, TINY, SEEDS)
 
 
 def test_registered_and_passes_registration_checks():

@@ -1,7 +1,6 @@
 """The Deep PQR experiment on a tiny config: runner round trip, shapes, metric definitions."""
 
 import json
-import types
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,6 @@ from experiments import deep_pqr
 from prime_science import runner
 from prime_science.choice.deep_pqr import DeepPQRConfig
 from prime_science.core.errors import InvalidArgumentError
-from prime_science.runner import run_experiment
 from prime_science.sim.bus_engine import SU_JUDD
 
 TINY = deep_pqr.Config(
@@ -26,25 +24,8 @@ SEEDS = 2
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    traces, kept = [], []
-
-    def counting_run(key, config):
-        traces.append(config)
-        return deep_pqr.run(key, config)
-
-    def keeping_plot(results, config, out_dir):
-        kept.append(results)
-        return deep_pqr.plot(results, config, out_dir)
-
-    experiment = types.SimpleNamespace(
-        **{name: getattr(deep_pqr, name) for name in deep_pqr.__all__},
-        __doc__=deep_pqr.__doc__,
-    )
-    experiment.run, experiment.plot = counting_run, keeping_plot
-    out_dir = tmp_path_factory.mktemp("results")
-    record = run_experiment(experiment, seeds=SEEDS, config=TINY, out_dir=out_dir, progress=False)
-    return record, traces, kept[0], out_dir / deep_pqr.NAME
+def outcome(instrumented_run):
+    return instrumented_run(deep_pqr, TINY, SEEDS)
 
 
 def test_module_shape_and_configs():

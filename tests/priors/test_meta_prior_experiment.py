@@ -11,7 +11,6 @@ from scipy import optimize, stats
 
 from experiments import meta_prior
 from prime_science import runner
-from prime_science.runner import run_experiment
 
 TINY = meta_prior.Config(
     estimator_group_sizes=(250, 1000),
@@ -31,25 +30,8 @@ SEEDS = 2
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    traces, kept = [], []
-
-    def counting_run(key, config):
-        traces.append(config)
-        return meta_prior.run(key, config)
-
-    def keeping_plot(results, config, out_dir):
-        kept.append(results)
-        return meta_prior.plot(results, config, out_dir)
-
-    experiment = type("Experiment", (), {n: getattr(meta_prior, n) for n in meta_prior.__all__})
-    experiment.run = staticmethod(counting_run)
-    experiment.plot = staticmethod(keeping_plot)
-    experiment.summarize = staticmethod(meta_prior.summarize)
-    experiment.__doc__ = meta_prior.__doc__
-    out_dir = tmp_path_factory.mktemp("results")
-    record = run_experiment(experiment, seeds=SEEDS, config=TINY, out_dir=out_dir, progress=False)
-    return record, traces, kept[0], out_dir / meta_prior.NAME
+def outcome(instrumented_run):
+    return instrumented_run(meta_prior, TINY, SEEDS)
 
 
 def test_passes_registration_checks_and_configs_hash():
