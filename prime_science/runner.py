@@ -48,10 +48,7 @@ from prime_science.benchmarking import device_info
 from prime_science.core.errors import fail
 
 __all__ = [
-    "DATA_ENV_VAR",
-    "DataNotFoundError",
     "Target",
-    "data_dir",
     "describe",
     "get_experiment",
     "pooled_metrics",
@@ -59,9 +56,6 @@ __all__ = [
     "registry",
     "run_experiment",
 ]
-
-DATA_ENV_VAR = "PRIME_SCIENCE_DATA"
-"""Environment variable naming the real-data folder (see :func:`data_dir`)."""
 
 _EXPERIMENT_ATTRIBUTES = ("NAME", "Config", "run", "summarize", "targets", "plot")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -93,33 +87,6 @@ class Target(NamedTuple):
     def passes(self, measured: float) -> bool:
         """Whether ``measured <op> value`` holds (NaN never passes)."""
         return bool(_OPERATORS[self.op](measured, self.value))
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The real-data folder is missing; the message says where to get it."""
-
-
-def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The real-data folder: ``path``, else ``$PRIME_SCIENCE_DATA``, else ``../shared/data``.
-
-    ``../shared/data`` is resolved against the current directory (the checkout's root in
-    development and CI). Raises :class:`DataNotFoundError` when the chosen folder does not exist.
-    """
-    if path is not None:
-        origin = "the path given"
-    elif os.environ.get(DATA_ENV_VAR):
-        path, origin = os.environ[DATA_ENV_VAR], f"${DATA_ENV_VAR}"
-    else:
-        path, origin = Path("..", "shared", "data"), "the default, relative to the current folder"
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise DataNotFoundError(
-            f"data folder {str(folder)!r} ({origin}) does not exist. The data is never committed: "
-            "it lives in the shared/data folder beside the checkout (the Rust (1987) bus files "
-            "and the Open Bandit Dataset sample, each with a PROVENANCE.md saying where it comes "
-            f"from). Point {DATA_ENV_VAR} (or the --data flag) at that folder."
-        )
-    return folder
 
 
 def register(experiment: Any) -> Any:

@@ -1,1 +1,2 @@
-"""Real data sets, loaded from the data folder (:func:`prime_science.runner.data_dir`)."""
+"""Real data sets, shipped with the package or read from a user's folder
+(:mod:`prime_science.datasets.source`)."""

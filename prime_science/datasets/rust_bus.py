@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import NamedTuple
 
 import numpy as np
 
 from prime_science.core import errors
-from prime_science.runner import data_dir
+from prime_science.datasets.source import DataNotFoundError, dataset_dir
 
 __all__ = [
     "GROUP_FILES",
@@ -113,15 +113,17 @@ class BusData(NamedTuple):
     bin_size: float
 
 
-def _read_matrix(path: Path, rows: int, buses: int) -> np.ndarray:
+def _read_matrix(path: Traversable, rows: int, buses: int) -> np.ndarray:
     """The ``rows x buses`` matrix of one file, checked: numbers only, the right count."""
     name = f"rust_bus file {path.name}"
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("ascii")
     except OSError as error:
         raise errors.InvalidArgumentError(
             f"{name}: expected a readable file, got {error.strerror or error} ({path})"
         ) from error
+    except UnicodeDecodeError as error:
+        errors.fail(name, "an ASCII text file", f"a non-ASCII byte at offset {error.start}")
     tokens = text.split()
     try:
         values = np.array([float(token) for token in tokens], dtype=np.float64)
@@ -144,12 +146,16 @@ def _is_number(token: str) -> bool:
 
 
 def load_group(group: int, path: str | os.PathLike[str] | None = None) -> BusPanel:
-    """The panel of one of Rust's groups (1-8); ``path`` is the data folder (see
-    :func:`prime_science.runner.data_dir`), which holds ``rust_bus/``."""
+    """The panel of one of Rust's groups (1-8) from the shipped files, or from
+    ``<path>/rust_bus/`` (see :func:`prime_science.datasets.source.dataset_dir`)."""
+    if isinstance(group, bool) or not isinstance(group, int | np.integer):
+        errors.fail("groups", f"integer group numbers in {sorted(GROUP_FILES)}", repr(group))
     if group not in GROUP_FILES:
         errors.fail("groups", f"group numbers in {sorted(GROUP_FILES)}", group)
     filename, rows, buses = GROUP_FILES[group]
-    file = data_dir(path) / "rust_bus" / filename
+    file = dataset_dir("rust_bus", path).joinpath(filename)
+    if not file.is_file():
+        raise DataNotFoundError(f"rust_bus file {filename}: not found in {file.parent}")
     matrix = _read_matrix(file, rows, buses)
     columns = []
     for column in matrix.T:
@@ -166,8 +172,13 @@ def load_group(group: int, path: str | os.PathLike[str] | None = None) -> BusPan
             if replaced_at == 0:
                 continue
             below = np.flatnonzero(odometer < replaced_at)
-            if below.size == 0 or replaced_at <= previous:
-                errors.fail(label, "a replacement odometer inside the readings", replaced_at)
+            if below.size in (0, odometer.size) or replaced_at <= previous:
+                errors.fail(
+                    label,
+                    "a replacement odometer inside the readings "
+                    f"({odometer[0]:g} .. {odometer[-1]:g} miles, after any earlier one)",
+                    replaced_at,
+                )
             month = below[-1]
             replacement[month] = 1
             mileage[month + 1 :] = odometer[month + 1 :] - replaced_at
@@ -194,8 +205,11 @@ def load_rust_bus(
 
     Raises :class:`~prime_science.core.errors.InvalidArgumentError` for an empty or unknown
     group selection and for a malformed file (naming the file and the problem), and
-    :class:`~prime_science.runner.DataNotFoundError` when the data folder is missing.
+    :class:`~prime_science.datasets.source.DataNotFoundError` when an override folder lacks the
+    files.
     """
+    if not isinstance(groups, tuple | list):
+        errors.fail("groups", "a tuple or list of Rust's group numbers, e.g. (4,)", repr(groups))
     groups = tuple(groups)
     if not groups:
         errors.fail("groups", "at least one of Rust's groups 1-8", "an empty selection")
@@ -213,7 +227,13 @@ def discretise(panel: BusPanel, num_bins: int = 90, bin_size: float = 5_000.0) -
     """
     if not (isinstance(num_bins, int | np.integer) and num_bins >= 2):
         errors.fail("num_bins", "an integer >= 2", num_bins)
-    if not (math.isfinite(bin_size) and bin_size > 0):
+    if not isinstance(panel, BusPanel):
+        errors.fail("panel", "a BusPanel (from load_rust_bus)", type(panel).__name__)
+    if not (
+        isinstance(bin_size, int | float | np.integer | np.floating)
+        and math.isfinite(bin_size)
+        and bin_size > 0
+    ):
         errors.fail("bin_size", "a positive number of miles", bin_size)
     if panel.bus.size == 0:
         errors.fail("panel", "at least one bus-month", "an empty panel")

@@ -7,13 +7,7 @@ import pytest
 
 from prime_science.choice import ccp, mdp, nfxp, solvers
 from prime_science.datasets import rust_bus
-from prime_science.runner import DataNotFoundError, data_dir
 
-try:
-    data_dir()
-    HAVE_DATA = True
-except DataNotFoundError:
-    HAVE_DATA = False
 
 
 def test_inversion_at_the_true_policy_reproduces_the_fixed_point_values():
@@ -34,7 +28,6 @@ def test_inversion_at_the_true_policy_reproduces_the_fixed_point_values():
     np.testing.assert_allclose(v, q, atol=1e-8)
 
 
-@pytest.mark.skipif(not HAVE_DATA, reason="shared/data (Rust bus files) not found")
 def test_npl_converges_to_the_nfxp_estimate_on_group_4():
     data = rust_bus.discretise(rust_bus.load_rust_bus((4,)), 90, 5_000.0)
     data = nfxp.ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))

@@ -7,15 +7,8 @@ import pytest
 
 from prime_science.choice import nfxp
 from prime_science.datasets import rust_bus
-from prime_science.runner import DataNotFoundError, data_dir
 from prime_science.sim.bus_engine import BusEngineDesign, simulate_bus_panel
 
-try:
-    data_dir()
-    HAVE_DATA = True
-except DataNotFoundError:  # the data is never committed; tests that need it skip without it
-    HAVE_DATA = False
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason="shared/data (Rust bus files) not found")
 
 # Rust (1987) Table IX, beta = 0.9999, group 4 (PROVENANCE.md)
 RC, THETA11, THETA3, LOG_LIKELIHOOD = 10.075, 2.293, (0.3919, 0.5953, 0.0128), -3304.155
@@ -26,7 +19,6 @@ def group_4():
     return nfxp.ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))
 
 
-@needs_data
 def test_log_likelihood_at_published_estimates_equals_published_value():
     with jax.enable_x64(True):
         choice, transition = jax.jit(
@@ -38,7 +30,6 @@ def test_log_likelihood_at_published_estimates_equals_published_value():
         assert abs(float(choice) - (-163.584)) < 0.01  # ruspy's choice part
 
 
-@needs_data
 def test_estimate_recovers_published_group_4():
     with jax.enable_x64(True):
         data = group_4()

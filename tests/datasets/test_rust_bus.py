@@ -5,17 +5,10 @@ import pytest
 
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.datasets import rust_bus
-from prime_science.runner import DataNotFoundError, data_dir
-
-try:
-    DATA = data_dir()
-except DataNotFoundError:  # the data is never committed; tests that need it skip without it
-    DATA = None
-needs_data = pytest.mark.skipif(DATA is None, reason="shared/data (Rust bus files) not found")
+from prime_science.datasets.source import DataNotFoundError, dataset_dir
 TABLE_X_BIN = 450_000 / 175
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("groups", "num_bins", "bin_size", "counts"),
     [
@@ -32,7 +25,6 @@ def test_increment_counts_equal_provenance(groups, num_bins, bin_size, counts):
     np.testing.assert_array_equal(rust_bus.increment_counts(data), counts)
 
 
-@needs_data
 def test_group_sizes_and_replacements():
     sizes = {g: rust_bus.GROUP_FILES[g] for g in range(1, 9)}
     panels = {g: rust_bus.load_group(g) for g in range(1, 9)}
@@ -44,12 +36,11 @@ def test_group_sizes_and_replacements():
     assert replacements == {1: 0, 2: 0, 3: 27, 4: 33}
 
 
-@needs_data
 def test_replacement_month_and_mileage_reset():
     """Every replacement month is the last reading below the header odometer; the next month's
     mileage is the reading minus that odometer (checked against the raw matrix)."""
     filename, rows, buses = rust_bus.GROUP_FILES[4]
-    raw = np.loadtxt(data_dir() / "rust_bus" / filename).reshape(buses, rows)
+    raw = np.loadtxt(dataset_dir("rust_bus").joinpath(filename).open()).reshape(buses, rows)
     panel = rust_bus.load_group(4)
     for column in raw:
         rows_of_bus = panel.bus == column[0]
@@ -108,3 +99,54 @@ def test_bad_bins(tmp_path):
         rust_bus.discretise(panel, 1)
     with pytest.raises(InvalidArgumentError, match="bin_size"):
         rust_bus.discretise(panel, 90, -5.0)
+
+
+def test_replacement_beyond_every_reading_names_the_bus(tmp_path):
+    """A header replacement odometer above the last reading cannot be placed in any month."""
+    column = [7, 1, 75, 5, 80, 10_000_000, 0, 0, 0, 1, 75] + list(range(100, 100 + 117))
+    _write_group_4(tmp_path, "\n".join(str(v) for v in column * 37))
+    with pytest.raises(InvalidArgumentError, match=r"bus 7: expected a replacement odometer"):
+        rust_bus.load_rust_bus((4,), tmp_path)
+
+
+def test_non_ascii_file_names_the_file(tmp_path):
+    (tmp_path / "rust_bus").mkdir()
+    (tmp_path / "rust_bus" / "a530875.asc").write_bytes(b"1\n\xff\xfe2\n")
+    with pytest.raises(InvalidArgumentError, match=r"a530875\.asc: expected an ASCII text file"):
+        rust_bus.load_rust_bus((4,), tmp_path)
+
+
+def test_override_folder_without_the_file_is_data_not_found(tmp_path):
+    (tmp_path / "rust_bus").mkdir()
+    with pytest.raises(DataNotFoundError, match=r"a530875\.asc"):
+        rust_bus.load_rust_bus((4,), tmp_path)
+
+
+@pytest.mark.parametrize("groups", [4, "4", None, 4.0])
+def test_groups_must_be_a_sequence(groups):
+    with pytest.raises(InvalidArgumentError, match="groups: expected a tuple or list"):
+        rust_bus.load_rust_bus(groups)
+
+
+@pytest.mark.parametrize("groups", [(4.0,), ("4",), (True,)])
+def test_group_numbers_must_be_integers(groups):
+    with pytest.raises(InvalidArgumentError, match="groups: expected integer group numbers"):
+        rust_bus.load_rust_bus(groups)
+
+
+@pytest.mark.parametrize("bin_size", [None, "5000", float("nan"), 0.0])
+def test_bad_bin_size_is_named(bin_size):
+    panel = rust_bus.load_group(2)
+    with pytest.raises(InvalidArgumentError, match="bin_size"):
+        rust_bus.discretise(panel, 90, bin_size)
+
+
+def test_discretise_needs_a_panel():
+    with pytest.raises(InvalidArgumentError, match="panel: expected a BusPanel"):
+        rust_bus.discretise({"mileage": [1.0]}, 90, 5_000.0)
+
+
+def test_increment_counts_below_the_largest_increment_is_named():
+    data = rust_bus.discretise(rust_bus.load_rust_bus((4,)))
+    with pytest.raises(InvalidArgumentError, match="num_increments"):
+        rust_bus.increment_counts(data, 2)
