@@ -6,6 +6,7 @@ import pytest
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.datasets import rust_bus
 from prime_science.datasets.source import DataNotFoundError, dataset_dir
+
 TABLE_X_BIN = 450_000 / 175
 
 
