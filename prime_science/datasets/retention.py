@@ -78,10 +78,10 @@ def load_retention(path: str | os.PathLike[str] | None = None) -> RetentionCohor
     survivors = {}
     for column, cohort in enumerate(header[1:], start=1):
         counts = table[:, column]
-        if counts[0] <= 0 or np.any(counts < 0):
-            errors.fail(
-                f"{name}, column {cohort}", "a positive cohort size, no negative count", counts[0]
-            )
+        if counts[0] <= 0:
+            errors.fail(f"{name}, column {cohort}", "a positive cohort size", counts[0])
+        if np.any(counts < 0):
+            errors.fail(f"{name}, column {cohort}", "non-negative counts", counts.min())
         rises = np.flatnonzero(np.diff(counts) > 0)
         if rises.size:
             errors.fail(

@@ -30,6 +30,7 @@ def test_rates_of_an_emptied_cohort_are_nan_not_an_error():
         ("year,regular\n0,1000\n2,600\n", "column year: expected the years"),
         ("year,regular\n0,1000\n1,600\n2,700\n", "column regular: expected survivor counts"),
         ("year,regular\n0,0\n", "expected a positive cohort size"),
+        ("year,regular\n0,10\n1,-1\n", "expected non-negative counts"),
     ],
 )
 def test_malformed_file_is_named(tmp_path, text, message):
