@@ -47,6 +47,10 @@ from prime_science.sim.arm_world import ArmWorld, active_mask, arm_age, make_arm
 __all__ = [
     "NAME",
     "POLICIES",
+    "POLICY_LABELS",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
     "TIE_BREAK",
     "Config",
     "PolicyTrace",
@@ -61,6 +65,14 @@ __all__ = [
 
 NAME = "callout_regret"
 POLICIES = ("thompson", "greedy", "uniform")
+POLICY_LABELS = {
+    "thompson": "Thompson sampling",
+    "greedy": "greedy (posterior mean)",
+    "uniform": "uniform random slate (A/B/n test)",
+}
+"""Each policy in words, for the report and the plots."""
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated world)."""
 TIE_BREAK = 1e-6
 """Largest relative perturbation greedy adds to a posterior mean to break ties at random."""
 
@@ -253,6 +265,33 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+METRIC_LABELS: dict[str, str] = {
+    **{
+        f"regret_{name}": f"cumulative regret at the horizon, {label} (expected clicks)"
+        for name, label in POLICY_LABELS.items()
+    },
+    **{
+        f"ctr_{name}": f"click-through rate, {label} (clicks per impression)"
+        for name, label in POLICY_LABELS.items()
+    },
+    **{
+        f"young_share_{name}": f"share of impressions on arms younger than one day, {label}"
+        for name, label in POLICY_LABELS.items()
+    },
+    "ctr_oracle": "click-through rate of the oracle showing the k best active arms "
+    "(expected clicks per impression)",
+    "young_active_share": "share of active arms younger than one day (what a uniform slate "
+    "shows in expectation)",
+    "regret_ratio_thompson_greedy": "cumulative regret of Thompson sampling over greedy's (ratio)",
+    "regret_ratio_thompson_uniform": "cumulative regret of Thompson sampling over uniform "
+    "allocation's (ratio)",
+    "young_share_gap_thompson_greedy": "share of impressions on arms younger than one day, "
+    "Thompson sampling minus greedy",
+}
+"""Every metric of :func:`summarize` in words."""
+NA_REASONS: dict[str, str] = {}
+"""No metric of this experiment can be undefined."""
+
 targets = [
     Target(
         "regret_ratio_thompson_uniform",
@@ -260,7 +299,8 @@ targets = [
         1.0,
         "directional: Thompson sampling has less cumulative regret than uniform allocation "
         "at the horizon",
-        "issue (callout regret experiment); SCIENCE.md 1.4 baselines",
+        "Chapelle and Li (2011, NIPS), Thompson sampling against uniform allocation (an A/B/n "
+        "test); a directional expectation, no published number",
     ),
     Target(
         "regret_ratio_thompson_greedy",
@@ -268,7 +308,8 @@ targets = [
         1.0,
         "directional: Thompson sampling has less cumulative regret than greedy (posterior mean) "
         "at the horizon",
-        "issue (callout regret experiment); SCIENCE.md 1.4, 2.2 (exploration, cold start)",
+        "Teo et al. (2016, RecSys): Thompson sampling explores new and under-exposed items "
+        "that a greedy recommender ignores; a directional expectation, no published number",
     ),
     Target(
         "young_share_gap_thompson_greedy",
@@ -276,7 +317,8 @@ targets = [
         0.0,
         "directional: Thompson sampling puts a larger share of impressions on arms younger "
         "than a day than greedy does",
-        "issue (callout regret experiment); SCIENCE.md 2.2, 2.5 (cold-start metric)",
+        "Teo et al. (2016, RecSys), cold start of newly added items; the share of impressions "
+        "on young arms is this experiment's cold-start measure",
     ),
 ]
 
@@ -292,7 +334,10 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     plot_mean_bands(
         axes,
         days,
-        {name: np.asarray(cumulative_regret(results.policies[name].regret)) for name in POLICIES},
+        {
+            POLICY_LABELS[name]: np.asarray(cumulative_regret(results.policies[name].regret))
+            for name in POLICIES
+        },
     )
     axes.set(
         xlabel="day",
@@ -307,7 +352,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     axes = figure.subplots()
     shares = [np.asarray(results.policies[name].young_share).mean(-1) for name in POLICIES]
     axes.bar(
-        list(POLICIES),
+        [POLICY_LABELS[name].split(" (")[0] for name in POLICIES],
         [s.mean() for s in shares],
         yerr=[standard_error(s) for s in shares],
         capsize=4,
@@ -316,9 +361,12 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         float(np.mean(results.young_active_share)),
         color="grey",
         linestyle="--",
-        label="young share of active arms",
+        label="share of active arms < 1 day old",
     )
-    axes.set(ylabel="impressions on arms < 1 day old", title="cold-start exploration")
+    axes.set(
+        ylabel="share of impressions on arms < 1 day old",
+        title=f"cold-start exploration, {seeds} seeds (± s.e.)",
+    )
     axes.legend()
     young_path = out_dir / "young_share.png"
     figure.savefig(young_path, dpi=120)

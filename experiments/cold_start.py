@@ -1,6 +1,9 @@
-"""Cold start: attribute TS (probit, logistic) vs independent Beta TS, greedy and ε-greedy.
+"""Cold start (Teo et al. 2016): attribute Thompson sampling vs per-item Beta Thompson sampling.
 
-World (:mod:`prime_science.sim.callout_world`, SCIENCE §2.5): ``num_initial_items`` items at day
+Attribute Thompson sampling (probit and logistic models) against independent Beta–Bernoulli
+Thompson sampling per item, greedy and ε-greedy.
+
+World (:mod:`prime_science.sim.callout_world`): ``num_initial_items`` items at day
 0 and ``new_items_per_day`` arriving on each of days ``1 .. num_days - 1``, with brand, colour,
 price, category and title attributes and a probit click truth ``p(c, X) = Phi(x(c, X)^T w)``.
 The horizon is ``num_days`` days of ``hours_per_day`` hours; every hour ``impressions_per_hour``
@@ -45,11 +48,11 @@ exploring and concentrates its impressions on a few popular items, so its long-t
 below Thompson's.
 
 Prior. The probit prior variance of a weight is ``probit_prior_scale`` times the world's block
-variance ``s_block^2`` (SCIENCE §2.5's scales; the prior the empirical-Bayes step of §2.3 aims
-at), the intercept's is ``intercept_prior_variance``. With the generic ``N(0, 1)`` on all 4,479
-weights (4,096 of them title buckets) Thompson sampling explores title noise for the whole
-quick horizon and loses to independent TS (regret ratios 2.8 and 4.3 on two seeds; 1.6 on one with
-``N(0, 0.1)``); see the experiment's report.
+variance ``s_block^2`` (the prior the empirical-Bayes step of Nabi et al. 2022,
+:mod:`experiments.meta_prior`, aims at), the intercept's is ``intercept_prior_variance``.
+With the generic ``N(0, 1)`` on all 4,479 weights (4,096 of them title buckets) Thompson
+sampling explores title noise for the whole quick horizon and loses to independent TS (regret
+ratios 2.8 and 4.3 on two seeds; 1.6 on one with ``N(0, 0.1)``); see the experiment's report.
 
 Young-item CTR is undefined (NaN) in a seed where a policy shows no young item: greedy never
 does, and independent TS, whose new items start at the prior mean 3% against established
@@ -96,6 +99,10 @@ from prime_science.sim.callout_world import (
 __all__ = [
     "NAME",
     "POLICIES",
+    "POLICY_LABELS",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
     "Config",
     "PolicyTrace",
     "Results",
@@ -108,6 +115,16 @@ __all__ = [
 
 NAME = "cold_start"
 POLICIES = ("thompson", "thompson_logistic", "greedy", "epsilon_greedy", "independent")
+POLICY_LABELS = {
+    "thompson": "attribute Thompson sampling, probit",
+    "thompson_logistic": "attribute Thompson sampling, logistic",
+    "greedy": "greedy probit",
+    "epsilon_greedy": "ε-greedy probit",
+    "independent": "independent Beta Thompson sampling per item",
+}
+"""Each policy in words, for the report and the plots."""
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated world)."""
 
 LOGISTIC_SCALE = 1.702
 """``sigma(1.702 s)`` is within 0.01 of ``Phi(s)``: the logistic prior's scale over the probit's."""
@@ -158,7 +175,7 @@ class Config(NamedTuple):
 
     @classmethod
     def full(cls) -> Config:
-        """SCIENCE §2.5 traffic: 30 days of 24 hourly batches of 420 (~10k impressions/day)."""
+        """30 days of 24 hourly batches of 420 (~10k impressions/day)."""
         return cls(num_days=30, impressions_per_hour=420)
 
     @property
@@ -423,6 +440,58 @@ def pooled(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+_YOUNG = "items younger than two days"
+METRIC_LABELS: dict[str, str] = {
+    "ctr_oracle": "click-through rate of the oracle (best available item for every request; "
+    "expected clicks per impression)",
+    **{
+        f"{metric}_{name}": f"{what}, {label}{unit}"
+        for name, label in POLICY_LABELS.items()
+        for metric, what, unit in (
+            ("regret", "cumulative regret", " (expected clicks)"),
+            ("ctr", "click-through rate", " (expected clicks per impression)"),
+            ("young_ctr", f"click-through rate on {_YOUNG}", " (expected clicks per impression)"),
+            ("young_share", f"share of impressions on {_YOUNG}", ""),
+            ("long_tail_share", "share of impressions outside the 10% most shown items", ""),
+            (
+                "pooled_young_ctr",
+                f"click-through rate on {_YOUNG}, pooled over seeds",
+                " (expected clicks per impression)",
+            ),
+        )
+    },
+    "regret_ratio_thompson_independent": "cumulative regret of attribute Thompson sampling "
+    "(probit) over independent Thompson sampling's (ratio)",
+    "regret_ratio_logistic_independent": "cumulative regret of attribute Thompson sampling "
+    "(logistic) over independent Thompson sampling's (ratio)",
+    "long_tail_gap_greedy_thompson": "long-tail share of impressions, greedy minus attribute "
+    "Thompson sampling (probit)",
+    "pooled_young_ctr_gap_thompson_independent": f"click-through rate on {_YOUNG}, pooled over "
+    "seeds, attribute Thompson sampling (probit) minus independent Thompson sampling",
+    "pooled_young_ctr_gap_thompson_logistic_independent": f"click-through rate on {_YOUNG}, "
+    "pooled over seeds, attribute Thompson sampling (logistic) minus independent Thompson "
+    "sampling",
+}
+"""Every metric of :func:`summarize` and :func:`pooled` in words."""
+_NEVER_YOUNG = "undefined when the policy showed no item younger than two days"
+NA_REASONS: dict[str, str] = {
+    **{
+        f"young_ctr_{name}": f"{_NEVER_YOUNG} in a seed (greedy never does; independent "
+        "Thompson sampling often does not, its new items start at the prior mean of 3%)"
+        for name in POLICIES
+    },
+    **{
+        f"pooled_young_ctr_{name}": f"{_NEVER_YOUNG} in any seed (greedy never does)"
+        for name in POLICIES
+    },
+    **{
+        f"pooled_young_ctr_gap_{name}_independent": f"{_NEVER_YOUNG} in any seed, for either "
+        "policy of the difference"
+        for name in ("thompson", "thompson_logistic")
+    },
+}
+"""Why a metric can be NaN."""
+
 targets = [
     Target(
         "regret_ratio_thompson_independent",
@@ -430,7 +499,9 @@ targets = [
         1.0,
         "directional: attribute (probit) Thompson sampling has less cumulative regret than "
         "independent Beta-Bernoulli Thompson sampling per item",
-        "issue (cold start and diversity); SCIENCE.md 2.2, 2.5 baselines",
+        "Teo et al. (2016, RecSys) and Graepel et al. (2010, ICML): a Bayesian probit model of "
+        "item attributes lets a new item borrow what other items taught; a directional "
+        "expectation, no published number",
     ),
     Target(
         "regret_ratio_logistic_independent",
@@ -438,7 +509,8 @@ targets = [
         1.0,
         "directional: attribute (Laplace-logistic) Thompson sampling has less cumulative regret "
         "than independent Beta-Bernoulli Thompson sampling per item",
-        "issue (cold start and diversity); SCIENCE.md 1.3, 2.2",
+        "Chapelle and Li (2011, NIPS), Laplace-approximate Bayesian logistic regression with "
+        "Thompson sampling; Teo et al. (2016, RecSys); a directional expectation",
     ),
     Target(
         "pooled_young_ctr_gap_thompson_independent",
@@ -446,7 +518,8 @@ targets = [
         0.0,
         "directional: attribute (probit) Thompson sampling has a higher CTR on items younger "
         "than two days than independent Thompson sampling (pooled over seeds)",
-        "issue (cold start and diversity); SCIENCE.md 2.2 (cold start), 2.5 (cold-start metric)",
+        "Teo et al. (2016, RecSys): a new item is scored by the shared weights of its "
+        "attributes; CTR on young items is this experiment's cold-start measure",
     ),
     Target(
         "pooled_young_ctr_gap_thompson_logistic_independent",
@@ -454,7 +527,8 @@ targets = [
         0.0,
         "directional: attribute (logistic) Thompson sampling has a higher CTR on items younger "
         "than two days than independent Thompson sampling (pooled over seeds)",
-        "issue (cold start and diversity); SCIENCE.md 2.2 (cold start), 2.5 (cold-start metric)",
+        "Teo et al. (2016, RecSys): a new item is scored by the shared weights of its "
+        "attributes; CTR on young items is this experiment's cold-start measure",
     ),
     Target(
         "long_tail_gap_greedy_thompson",
@@ -462,7 +536,8 @@ targets = [
         0.0,
         "directional: greedy probit puts a smaller share of impressions on the long tail "
         "(outside its top 10% items) than attribute Thompson sampling",
-        "issue (cold start and diversity); SCIENCE.md 2.6 (feedback loops, popularity)",
+        "Teo et al. (2016, RecSys): Bayesian exploration against the popularity bias of a "
+        "recommender that only exploits; a directional expectation",
     ),
 ]
 
@@ -479,7 +554,9 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         axes,
         days,
         {
-            name: np.cumsum(np.asarray(results.policies[name].regret, np.float64), axis=-1)
+            POLICY_LABELS[name]: np.cumsum(
+                np.asarray(results.policies[name].regret, np.float64), axis=-1
+            )
             for name in POLICIES
         },
     )
@@ -502,28 +579,28 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     for metric, label, means, errors, note in (
         (
             "young_ctr",
-            "CTR on items < 2 days old (pooled)",
+            "click-through rate on items < 2 days old (clicks per impression)",
             young,
             young_se,
             "pooled over seeds (± jackknife s.e.)",
         ),
         (
             "long_tail_share",
-            "impressions outside the top 10% items",
+            "share of impressions outside the policy's 10% most shown items",
             tail.mean(0),
             standard_error(tail),
             f"{seeds} seeds (± s.e.)",
         ),
     ):
-        figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+        figure = Figure(figsize=(8.0, 3.6), layout="constrained")
         axes = figure.subplots()
         shown = np.nan_to_num(np.asarray(means, np.float64))
-        axes.bar(list(POLICIES), shown, yerr=errors, capsize=4)
+        axes.barh([POLICY_LABELS[name] for name in POLICIES], shown, xerr=errors, capsize=4)
         for position, value in enumerate(means):
             if not np.isfinite(value):  # the policy never showed a young item
-                axes.annotate("none shown", (position, 0.0), ha="center", va="bottom")
-        axes.tick_params(axis="x", labelrotation=20)
-        axes.set(ylabel=label, title=note)
+                axes.annotate("none shown", (0.0, position), ha="left", va="center")
+        axes.invert_yaxis()
+        axes.set(xlabel=label, title=note)
         path = out_dir / f"{metric}.png"
         figure.savefig(path, dpi=120)
         paths.append(path)
