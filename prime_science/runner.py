@@ -14,14 +14,25 @@ An *experiment* is a module (any object with these attributes works) that define
   at once (every leaf has a leading seed axis), for ratios whose per-seed denominator can be
   zero (e.g. a CTR over the few impressions of new items). Each is recorded with ``"pooled":
   true`` and a leave-one-seed-out jackknife standard error (``None`` if a leave-one-out value
-  is not finite), and targets may name them.
+  is not finite), and targets may name them;
+* optionally ``DATASETS``: names of the data sets it reads (keys of
+  :data:`prime_science.datasets.source.DATASETS`; default none), checked by the command line
+  before any experiment starts;
+* optionally ``METRIC_LABELS``: metric key -> the metric in words with its units (default: the
+  key), stored with each metric so that a report can be rebuilt from ``results.json`` alone;
+* optionally ``NA_REASONS``: metric key -> why the metric can be undefined, stored as the
+  metric's ``na_reason`` when its mean is not finite (default: ``"not finite in k of n
+  seeds"``).
 
 :func:`run_experiment` jits ``vmap(run)`` once, feeds it the keys
 ``jax.random.split(jax.random.key(0), seeds)`` in chunks of ``seeds_per_call`` (one compiled
 executable, a progress bar over chunks), then summarises every seed and writes
 ``<out_dir>/<NAME>/results.json``: metrics as mean and standard error over seeds
-(``s.e. = sd / sqrt(seeds)``, ``sd`` with ``ddof = 1``), the targets with pass/fail, the config,
-timings and the device.
+(``s.e. = sd / sqrt(seeds)``, ``sd`` with ``ddof = 1``) with their labels, the targets with
+pass/fail, the config, the data sets read, timings and the device. The file is strict JSON: a
+number that is not finite is written as ``null`` (the metric's ``na_reason`` says why), never as
+``NaN``. A crashed experiment is recorded by :func:`write_crash_record`, so that it still shows in
+a report rebuilt from the files on disk.
 
 Experiments register themselves with :func:`register` (the built-in ones in
 ``experiments/__init__.py``); :func:`registry` imports that package on first use.
@@ -35,8 +46,10 @@ import json
 import math
 import operator
 import os
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,6 +59,7 @@ from tqdm import tqdm
 
 from prime_science.benchmarking import device_info
 from prime_science.core.errors import fail
+from prime_science.datasets import source
 
 __all__ = [
     "Target",
@@ -55,6 +69,8 @@ __all__ = [
     "register",
     "registry",
     "run_experiment",
+    "write_crash_record",
+    "write_record",
 ]
 
 _EXPERIMENT_ATTRIBUTES = ("NAME", "Config", "run", "summarize", "targets", "plot")
@@ -75,7 +91,7 @@ class Target(NamedTuple):
       op: one of ``"<"``, ``"<="``, ``">"``, ``">="``.
       value: the threshold.
       description: the claim in words (say whether it is directional or a numeric target).
-      source: where the target comes from (a SCIENCE.md item, an issue, a paper).
+      source: where the target comes from (a paper, or the project's own documentation).
     """
 
     metric: str
@@ -139,10 +155,12 @@ def run_experiment(
       config: a ``Config`` that replaces the scale's defaults (tests use small ones).
       seeds_per_call: seeds vmapped in one call of the compiled function; the last chunk is
         padded with repeated keys so that every call has the same shape (compiled once).
-      progress: show a progress bar over the calls.
+      progress: show a progress bar over the calls, and on stderr a line before and after
+        each silent stretch (tracing and compiling, summarising and plotting) with its duration.
 
     Returns:
-      The record written to ``results.json`` (``status = "ok"``).
+      The record written to ``results.json`` (``status = "ok"``); in memory a number that is not
+      finite stays a float ``nan``/``inf`` (the file has ``null``).
     """
     if isinstance(experiment, str):
         experiment = get_experiment(experiment)
@@ -163,9 +181,8 @@ def run_experiment(
     keys = jax.random.split(jax.random.key(0), seeds)
     padded = keys[np.minimum(np.arange(num_calls * chunk), seeds - 1)]
     batched = jax.jit(jax.vmap(lambda key: experiment.run(key, config)))
-    tic = time.perf_counter()
-    compiled = batched.lower(padded[:chunk]).compile()
-    compile_s = time.perf_counter() - tic
+    with _stage(experiment.NAME, "compiling", progress) as compile_time:
+        compiled = batched.lower(padded[:chunk]).compile()
 
     outputs = []
     tic = time.perf_counter()
@@ -174,14 +191,16 @@ def run_experiment(
     run_s = time.perf_counter() - tic
     results = jax.tree.map(lambda *xs: np.concatenate(xs)[:seeds], *outputs)
 
-    per_seed = [
-        experiment.summarize(jax.tree.map(lambda x, s=s: x[s], results), config)
-        for s in range(seeds)
-    ]
-    metrics = {name: _mean_and_se([m[name] for m in per_seed]) for name in per_seed[0]}
-    if hasattr(experiment, "pooled"):
-        metrics.update(pooled_metrics(experiment.pooled, results, config, seeds))
-    plots = experiment.plot(results, config, folder)
+    with _stage(experiment.NAME, "summarising and plotting", progress):
+        per_seed = [
+            experiment.summarize(jax.tree.map(lambda x, s=s: x[s], results), config)
+            for s in range(seeds)
+        ]
+        metrics = {name: _mean_and_se([m[name] for m in per_seed]) for name in per_seed[0]}
+        if hasattr(experiment, "pooled"):
+            metrics.update(pooled_metrics(experiment.pooled, results, config, seeds))
+        plots = experiment.plot(results, config, folder)
+    _annotate(metrics, experiment, seeds)
     record = {
         "name": experiment.NAME,
         "status": "ok",
@@ -190,25 +209,101 @@ def run_experiment(
         "seeds": seeds,
         "seeds_per_call": chunk,
         "config": _config_dict(config),
+        "datasets": {
+            name: source.describe_source(name) for name in getattr(experiment, "DATASETS", ())
+        },
         "metrics": metrics,
         "targets": [_check(target, metrics) for target in experiment.targets],
         "plots": [Path(p).relative_to(folder).as_posix() for p in plots],
         "timings": {
-            "compile_s": compile_s,
+            "compile_s": compile_time[0],
             "run_s": run_s,
             "run_s_per_seed": run_s / seeds,
             "total_s": time.perf_counter() - started,
         },
         "device": device_info(),
     }
-    (folder / "results.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    write_record(record, out_dir)
     return record
+
+
+def write_crash_record(
+    name: str,
+    error: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    scale: str,
+    seeds: int,
+    total_s: float,
+    description: str = "",
+) -> dict[str, Any]:
+    """Write ``<out_dir>/<name>/results.json`` for an experiment that raised, and return it.
+
+    The record is ``{"name", "status": "error", "error": <traceback>, "description", "scale",
+    "seeds", "timings": {"total_s"}, "device"}``: a report rebuilt from the files on disk shows
+    the crash until a later successful run of the experiment overwrites the file.
+    """
+    record = {
+        "name": name,
+        "status": "error",
+        "error": error,
+        "description": description,
+        "scale": scale,
+        "seeds": seeds,
+        "timings": {"total_s": total_s},
+        "device": device_info(),
+    }
+    write_record(record, out_dir)
+    return record
+
+
+def write_record(record: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``record`` to ``<out_dir>/<record["name"]>/results.json`` as strict JSON (every
+    number that is not finite becomes ``null``) and return the path."""
+    path = Path(out_dir, record["name"], "results.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite_or_null(record), indent=2, default=_json_default, allow_nan=False)
+    path.write_text(text + "\n")
+    return path
+
+
+@contextmanager
+def _stage(name: str, what: str, progress: bool) -> Iterator[list[float]]:
+    """Time the block into the yielded one-element list; with ``progress``, say on stderr when
+    it starts (``name: compiling…``) and how long it took."""
+    seconds = [0.0]
+    if progress:
+        print(f"{name}: {what}…", file=sys.stderr, flush=True)
+    tic = time.perf_counter()
+    yield seconds
+    seconds[0] = time.perf_counter() - tic
+    if progress:
+        print(f"{name}: {what} took {seconds[0]:.1f} s", file=sys.stderr, flush=True)
+
+
+def _annotate(metrics: dict[str, dict[str, Any]], experiment: Any, seeds: int) -> None:
+    """Add each metric's ``label`` (``METRIC_LABELS``, else the key) and, where its mean is not
+    finite, its ``na_reason`` (``NA_REASONS``, else how many seeds were not finite)."""
+    labels = getattr(experiment, "METRIC_LABELS", {})
+    reasons = getattr(experiment, "NA_REASONS", {})
+    for key, metric in metrics.items():
+        metric["label"] = labels.get(key, key)
+        if math.isfinite(metric["mean"]):
+            continue
+        if key in reasons:
+            metric["na_reason"] = reasons[key]
+        elif metric.get("pooled"):
+            metric["na_reason"] = f"not finite when pooled over {seeds} seeds"
+        else:
+            bad = sum(not math.isfinite(value) for value in metric["values"])
+            metric["na_reason"] = f"not finite in {bad} of {seeds} seeds"
 
 
 def _mean_and_se(values: Sequence[float]) -> dict[str, Any]:
     """``{"mean", "se", "values"}``; ``se`` is ``None`` for a single seed."""
     array = np.asarray(values, dtype=np.float64)
-    se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else None
+    with np.errstate(invalid="ignore"):  # an infinite value: the mean is not finite anyway
+        se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else None
     return {"mean": float(array.mean()), "se": se, "values": array.tolist()}
 
 
@@ -248,6 +343,17 @@ def _config_dict(config: Any) -> dict[str, Any]:
 def describe(experiment: Any) -> str:
     """The first line of an experiment's docstring."""
     return (experiment.__doc__ or "").strip().split("\n", 1)[0]
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with every float (or numpy float) that is not finite replaced by ``None``."""
+    if isinstance(value, Mapping):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:

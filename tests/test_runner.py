@@ -1,5 +1,7 @@
-"""The runner and the report: registry, seeds, results.json, plots, pass/fail rows, data_dir."""
+"""The runner: registry, seeds, results.json (strict JSON, labels, n/a reasons), plots, pass/fail,
+crash records, progress lines; and the report of a real run record."""
 
+import itertools
 import json
 import types
 from pathlib import Path
@@ -12,8 +14,8 @@ from matplotlib.figure import Figure
 
 from prime_science import runner
 from prime_science.core.errors import InvalidArgumentError
-from prime_science.report import format_measurement, write_report
-from prime_science.runner import DataNotFoundError, Target, data_dir, run_experiment
+from prime_science.report import write_report
+from prime_science.runner import Target, run_experiment, write_crash_record
 
 
 class FakeConfig(NamedTuple):
@@ -105,6 +107,7 @@ def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(tmp_path,
     assert report == tmp_path / "report.md"
     assert "| fake | ok | 1/2 |" in text
     assert "| `mean_x` |" in text and "| < 10 | pass |" in text and "| > 10 | **fail** |" in text
+    assert " ± " in text and "SCIENCE" not in text and "shared" not in text
     assert "![x](fake/x.png)" in text
     assert jax.__version__ in text
 
@@ -136,24 +139,6 @@ def test_report_shows_a_crashed_experiment(tmp_path):
     assert "| boom | **crashed** |" in text and "Boom!" in text
 
 
-def test_format_measurement():
-    assert format_measurement(0.91234, 0.0041) == "0.9123 ± 0.0041"
-    assert format_measurement(3.0, None) == "3"
-
-
-def test_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(runner.DATA_ENV_VAR, str(tmp_path))
-    assert data_dir() == tmp_path
-    assert data_dir(tmp_path / "..") == tmp_path / ".."
-    monkeypatch.setenv(runner.DATA_ENV_VAR, str(tmp_path / "missing"))
-    with pytest.raises(DataNotFoundError, match=runner.DATA_ENV_VAR):
-        data_dir()
-    monkeypatch.delenv(runner.DATA_ENV_VAR)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataNotFoundError, match="shared/data"):
-        data_dir()
-
-
 def test_pooled_metrics_are_recorded_with_a_jackknife_standard_error(tmp_path):
     """``pooled`` sees every seed at once; its s.e. is the leave-one-seed-out jackknife, which
     for a plain mean over seeds equals the usual standard error of the seed means."""
@@ -177,4 +162,77 @@ def test_pooled_metric_without_finite_leave_one_out_has_no_standard_error(tmp_pa
 
     fake.pooled = pooled
     record = run_experiment(fake, seeds=3, out_dir=tmp_path, progress=False)
-    assert record["metrics"]["ratio"] == {"mean": 1.0, "se": None, "pooled": True}
+    assert record["metrics"]["ratio"] == {"mean": 1.0, "se": None, "pooled": True, "label": "ratio"}
+
+
+def _strict_json(text):
+    """``json.loads`` that refuses ``NaN``/``Infinity`` (not JSON, though Python writes them)."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in results.json")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_labels_and_non_finite_metrics_are_recorded_as_strict_json(tmp_path):
+    """Labels come from ``METRIC_LABELS`` (default: the key); a mean that is not finite is
+    ``null`` on disk with an ``na_reason`` from ``NA_REASONS``, else counted over seeds."""
+    fake = make_fake()
+    calls = itertools.count()
+
+    def summarize(results, config):
+        first_seed = next(calls) == 0
+        return {
+            "mean_x": float(np.mean(results["x"])),
+            "sometimes": np.nan if first_seed else 1.0,
+            "never": np.inf,
+        }
+
+    fake.summarize = summarize
+    fake.METRIC_LABELS = {"mean_x": "mean of x (units)"}
+    fake.NA_REASONS = {"never": "infinite by construction"}
+    fake.targets = [*fake.targets, Target("never", "<", 1.0, "directional: finite", "test")]
+    record = run_experiment(fake, seeds=4, out_dir=tmp_path, progress=False)
+    text = (tmp_path / "fake" / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    on_disk = _strict_json(text)
+    metrics = on_disk["metrics"]
+    assert metrics["mean_x"]["label"] == "mean of x (units)"
+    assert "na_reason" not in metrics["mean_x"]
+    assert metrics["never"]["label"] == "never"
+    assert metrics["never"]["mean"] is None and metrics["never"]["values"] == [None] * 4
+    assert metrics["never"]["na_reason"] == "infinite by construction"
+    assert metrics["sometimes"]["mean"] is None and metrics["sometimes"]["se"] is None
+    assert metrics["sometimes"]["values"] == [None, 1.0, 1.0, 1.0]
+    assert metrics["sometimes"]["na_reason"] == "not finite in 1 of 4 seeds"
+    assert on_disk["targets"][-1]["measured"] is None and not on_disk["targets"][-1]["passed"]
+    assert np.isinf(record["metrics"]["never"]["mean"])  # in memory the float stays
+
+
+def test_crash_record_is_written_and_a_later_run_overwrites_it(tmp_path):
+    record = write_crash_record(
+        "fake", "Traceback: boom", tmp_path, scale="quick", seeds=2, total_s=0.5
+    )
+    path = tmp_path / "fake" / "results.json"
+    assert _strict_json(path.read_text()) == json.loads(json.dumps(record))
+    assert record["status"] == "error" and record["error"] == "Traceback: boom"
+    run_experiment(make_fake(), seeds=2, out_dir=tmp_path, progress=False)
+    assert _strict_json(path.read_text())["status"] == "ok"
+
+
+def test_datasets_are_recorded_with_where_they_were_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("PRIME_SCIENCE_DATA", raising=False)
+    fake = make_fake()
+    fake.DATASETS = ("rust_bus",)
+    record = run_experiment(fake, seeds=1, out_dir=tmp_path, progress=False)
+    assert record["datasets"] == {"rust_bus": "rust_bus: the copy shipped in the package"}
+    assert run_experiment(make_fake(), seeds=1, out_dir=tmp_path, progress=False)["datasets"] == {}
+
+
+def test_progress_names_the_silent_stretches_and_their_durations(tmp_path, capsys):
+    run_experiment(make_fake(), seeds=1, out_dir=tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "fake: compiling…" in err and "fake: compiling took " in err
+    assert "fake: summarising and plotting took " in err
+    run_experiment(make_fake(), seeds=1, out_dir=tmp_path, progress=False)
+    assert capsys.readouterr().err == ""
