@@ -1,4 +1,7 @@
-"""Delayed feedback: naive, wait-for-matured, censored (DFM) and OTF, under probit Thompson.
+"""Delayed feedback (Chapelle 2014; Vernade et al. 2020): four ways to train on late clicks.
+
+Naive, wait-for-matured, censored-likelihood (the delayed feedback model, DFM) and OTFLinUCB
+training, the first three under probit Thompson sampling.
 
 World (:mod:`prime_science.sim.callout_world`, as in :mod:`experiments.cold_start`): items
 with attributes and a probit click truth ``p(c, X)``; every hour ``impressions_per_hour``
@@ -20,15 +23,15 @@ is never counted twice:
   (pending = negative); at each later checkpoint (6 h, 24 h, 72 h, 168 h), a click that
   arrived since the previous look is fed as a positive (the correction when the label
   arrives; the earlier negative cannot be taken back by ADF). Its first-look labels have
-  mean ``p F(e)`` (SCIENCE §7 target 13).
+  mean ``p F(e)``, ``F`` the delay CDF (derived from the delay model).
 * ``wait``: wait for matured data: one look at ``m = min(ceil(wait_factor * d), horizon)``
   (``wait_factor = 2``), ``y = clicked and D <= m``.
-* ``censored``: the delayed feedback model (Chapelle 2014, SCIENCE §3.2) with the probit
+* ``censored``: the delayed feedback model (Chapelle 2014, KDD) with the probit
   ``p = Phi(s / beta)``: at each checkpoint the impression's likelihood gains the factor of
   :func:`prime_science.bandits.delayed.dfm_probit_log_ratio` (``(1 - p F(now)) / (1 - p
   F(before))`` while nothing is seen, ``p / (1 - p F(before))`` when the click arrives), so
   after the looks the model holds the DFM likelihood of all it has seen (re-processing an
-  impression when its label changes, SCIENCE §3.2). The delay rate is FITTED: at the start
+  impression when its label changes). The delay rate is FITTED: at the start
   of every day ``k >= 1``, :func:`prime_science.bandits.delayed.fit_dfm` fits it jointly with
   a conversion probability per segment on every impression shown so far (labels and
   censoring times as seen then), as a MAP with a log-normal prior on the rate centred on the
@@ -38,7 +41,7 @@ is never counted twice:
   factors left the final CTR estimate at 0.55 to 3.9 times the truth across 5 seeds. Each
   look's ratio uses the rate of the impression's previous look in its denominator, so the
   product telescopes even though the rate changes from day to day.
-* ``otf``: the windowed estimator of Vernade et al. 2020 (SCIENCE §3.3) as a baseline, with
+* ``otf``: the windowed estimator of Vernade et al. 2020 (ICML) as a baseline, with
   one-hot (segment, item) arms (the K-armed case: ``V`` is diagonal, ``V = lambda I +
   diag(n)``), window ``m`` as ``wait``: ``theta_i = b_i / (lambda + n_i)``, ``b_i`` = clicks
   seen within ``min(m, t - s)``; OTFLinUCB index ``theta_i + alpha (f_t + bias_t) /
@@ -60,7 +63,7 @@ Metrics per delay ``d`` (hours) and strategy:
   the true ``p``: 1 = unbiased; ``otf`` predicts ``tau_m p`` by design;
 * ``naive_ratio_d<d>_e<e>``: on the naive strategy's impressions with ``s + e <= horizon``,
   (clicks observed within ``e`` hours) / (sum of true ``p``): the naive CTR estimate of an
-  impression of age ``e`` over the truth, which should be ``F(e)`` (target 13);
+  impression of age ``e`` over the truth, which should be ``F(e)``;
   ``naive_ratio_error_d<d>_e<e>`` is that minus ``F(e)``;
 * ``final_calibration_<strategy>_d<d>``: the final model's predicted click probability of
   every impression the strategy made, summed, over the sum of their true ``p``: the CTR
@@ -109,6 +112,10 @@ from prime_science.sim.callout_world import CalloutWorldConfig
 __all__ = [
     "NAME",
     "STRATEGIES",
+    "STRATEGY_LABELS",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
     "Config",
     "Results",
     "look_ages",
@@ -122,6 +129,15 @@ __all__ = [
 NAME = "delays"
 STRATEGIES = ("naive", "wait", "censored", "otf")
 _PROBIT = ("naive", "wait", "censored")  # the strategies over the probit model
+STRATEGY_LABELS = {
+    "naive": "naive (pending = negative)",
+    "wait": "wait for matured data",
+    "censored": "censored likelihood (DFM)",
+    "otf": "OTFLinUCB (windowed)",
+}
+"""Each strategy in words, for the report and the plots."""
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated world)."""
 
 
 class Config(NamedTuple):
@@ -527,6 +543,68 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+def _metric_labels(config: Config) -> dict[str, str]:
+    """Every metric of :func:`summarize` under ``config`` in words."""
+    labels = {}
+    for d in config.mean_delays:
+        tag, delay = f"d{d:g}", f"mean delay {d:g} h"
+        for name, strategy in STRATEGY_LABELS.items():
+            labels[f"regret_{name}_{tag}"] = (
+                f"cumulative regret, {strategy}, {delay} (expected clicks)"
+            )
+            labels[f"calibration_{name}_{tag}"] = (
+                f"predicted over true click-through rate of the last day's shown items, "
+                f"{strategy}, {delay} (1 = unbiased)"
+            )
+            labels[f"final_calibration_{name}_{tag}"] = (
+                f"final model's predicted over true click-through rate of all its impressions, "
+                f"{strategy}, {delay} (1 = unbiased; OTFLinUCB estimates P(delay <= window) p)"
+            )
+        for e in config.bias_ages:
+            share = -math.expm1(-e / d)
+            labels[f"naive_ratio_{tag}_e{e}"] = (
+                f"clicks observed within {e} h over expected clicks, naive, {delay} "
+                f"(expected: F({e} h) = {share:.3f})"
+            )
+            labels[f"naive_ratio_error_{tag}_e{e}"] = (
+                f"clicks observed within {e} h over expected clicks minus F({e} h), naive, {delay}"
+            )
+        labels[f"regret_gap_censored_naive_{tag}"] = (
+            f"cumulative regret, censored likelihood minus naive, {delay} (expected clicks)"
+        )
+        labels[f"regret_gap_censored_best_other_{tag}"] = (
+            f"cumulative regret, censored likelihood minus the best other strategy, {delay} "
+            "(expected clicks)"
+        )
+        labels[f"bias_removed_{tag}"] = (
+            f"share of the naive final click-through-rate bias that censored likelihood removes, "
+            f"{delay}"
+        )
+        labels[f"fitted_mean_delay_{tag}"] = (
+            f"mean delay fitted by the censored-likelihood strategy on the last day, true {d:g} h "
+            "(hours)"
+        )
+    return labels
+
+
+METRIC_LABELS: dict[str, str] = _metric_labels(Config())
+"""Every metric of :func:`summarize` in words (``quick()`` and ``full()`` share the delays)."""
+NA_REASONS: dict[str, str] = {
+    key: f"undefined when the horizon is shorter than {key.rsplit('_e', 1)[1]} h: no impression "
+    "is that old"
+    for key in METRIC_LABELS
+    if key.startswith("naive_ratio")
+}
+"""Why a metric can be NaN (not with the built-in configs)."""
+
+_NAIVE_BIAS = (
+    "Chapelle (2014, KDD): counting pending impressions as negatives biases the CTR; with "
+    "exponential delays the naive estimate at age e is p F(e), F(e) = 1 - exp(-e / d) (derived)"
+)
+_DFM = (
+    "Chapelle (2014, KDD), the delayed feedback model (censored likelihood); a directional "
+    "expectation, no published number"
+)
 targets = [
     Target(
         "naive_ratio_error_d24_e1",
@@ -534,14 +612,14 @@ targets = [
         0.1,
         "numeric: the naive CTR estimate (pending = negative) of impressions 1 h old, over the "
         "true p, is at most F(1 h) + 0.1 for mean delay 24 h (upper side of +-0.1)",
-        "SCIENCE.md 7 target 13; issue (delays)",
+        _NAIVE_BIAS,
     ),
     Target(
         "naive_ratio_error_d24_e1",
         ">",
         -0.1,
         "numeric: ... and at least F(1 h) - 0.1 (lower side of +-0.1)",
-        "SCIENCE.md 7 target 13; issue (delays)",
+        _NAIVE_BIAS,
     ),
     Target(
         "regret_gap_censored_naive_d72",
@@ -549,7 +627,7 @@ targets = [
         0.0,
         "directional: with 72 h mean delays, censored (DFM) training has less cumulative regret "
         "than naive training",
-        "issue (delays); SCIENCE.md 3.2",
+        _DFM,
     ),
     Target(
         "bias_removed_d24",
@@ -557,14 +635,14 @@ targets = [
         0.5,
         "directional: with 24 h mean delays, censored (DFM) training removes most (over half) "
         "of the naive strategy's CTR under-estimate (final model, all impressions)",
-        "issue (delays): 'the censored-likelihood model removes most of the naive bias'",
+        _DFM,
     ),
     Target(
         "bias_removed_d72",
         ">",
         0.5,
         "directional: the same with 72 h mean delays",
-        "issue (delays)",
+        _DFM,
     ),
     Target(
         "regret_gap_censored_best_other_d72",
@@ -572,7 +650,7 @@ targets = [
         0.0,
         "directional: with 72 h mean delays, censored (DFM) training has the lowest cumulative "
         "regret of naive, wait-for-matured, censored and OTF",
-        "issue (delays): 'and has the lowest regret when delays are long'",
+        f"{_DFM}; OTFLinUCB of Vernade et al. (2020, ICML) as a baseline",
     ),
 ]
 
@@ -594,7 +672,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
             width,
             yerr=standard_error(regret[:, :, j]),
             capsize=3,
-            label=name,
+            label=STRATEGY_LABELS[name],
         )
     axes.set_xticks(positions, [f"{d:g} h" for d in config.mean_delays])
     axes.set(
@@ -611,7 +689,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     axes = figure.subplots()
     grid = np.linspace(0.0, max(config.bias_ages) * 1.1, 200)
     for i, d in enumerate(config.mean_delays):
-        (line,) = axes.plot(grid, -np.expm1(-grid / d), label=f"F(e), d = {d:g} h")
+        (line,) = axes.plot(grid, -np.expm1(-grid / d), label=f"F(e), mean delay {d:g} h")
         axes.errorbar(
             config.bias_ages,
             ratio[:, i].mean(0),
@@ -622,8 +700,8 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         )
     axes.set(
         xlabel="elapsed time e (hours)",
-        ylabel="naive observed CTR / true p",
-        title=f"naive bias vs F(e) (dots: {seeds} seeds ± s.e.)",
+        ylabel="naive observed CTR / true click probability",
+        title=f"naive bias vs the delay CDF F(e) (dots: {seeds} seeds ± s.e.)",
     )
     axes.legend()
     bias_path = out_dir / "naive_bias.png"
@@ -640,15 +718,15 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
             width,
             yerr=standard_error(calibration[:, :, j]),
             capsize=3,
-            label=name,
+            label=STRATEGY_LABELS[name],
         )
     axes.axhline(1.0, color="black", linewidth=0.8)
     axes.set_xticks(positions, [f"{d:g} h" for d in config.mean_delays])
     axes.set(
         xlabel="mean click delay",
         ylabel="final predicted CTR / true CTR",
-        title=f"CTR estimate over all impressions at the end ({seeds} seeds ± s.e.; "
-        "otf estimates tau_m p)",
+        title=f"CTR estimate over all impressions at the end ({seeds} seeds ± s.e.;\n"
+        "OTFLinUCB estimates P(delay <= window) x p)",
     )
     axes.legend()
     calibration_path = out_dir / "final_calibration.png"
