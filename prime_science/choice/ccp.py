@@ -32,8 +32,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from prime_science.choice.mdp import bus_engine_mdp, expected_next_values
-from prime_science.choice.nfxp import ChoiceData, transition_mle
+from prime_science.choice.mdp import (
+    bus_engine_mdp,
+    check_count,
+    check_discount,
+    check_scalar,
+    expected_next_values,
+)
+from prime_science.choice.nfxp import (
+    ChoiceData,
+    check_choice_data,
+    check_initial_params,
+    transition_mle,
+)
 from prime_science.choice.solvers import linear_solve, policy_solve
 
 __all__ = ["CCPResult", "frequency_ccp", "estimate_bus_ccp"]
@@ -58,7 +69,9 @@ class CCPResult(NamedTuple):
 
 
 def frequency_ccp(data: ChoiceData, num_states: int, dtype=jnp.float64) -> jax.Array:
-    """``float[S]``: ``(n_replace(x) + 1/2) / (n(x) + 1)``."""
+    """``float[S]``: ``(n_replace(x) + 1/2) / (n(x) + 1)``. ``data`` is checked by
+    :func:`.nfxp.check_choice_data` (the increments only for ``>= -1``)."""
+    check_choice_data(data, num_states, None)
     visits = jnp.zeros(num_states, dtype).at[data.state].add(1.0)
     replacements = jnp.zeros(num_states, dtype).at[data.state].add(data.decision.astype(dtype))
     return (replacements + 0.5) / (visits + 1.0)
@@ -114,7 +127,20 @@ def estimate_bus_ccp(
     cost_scale: float = 0.001,
 ) -> CCPResult:
     """Hotz-Miller two-step (``num_npl_iters = 0``) or NPL with ``num_npl_iters`` policy
-    iterations after it (module docstring); pure, jittable, vmappable."""
+    iterations after it (module docstring); pure, jittable, vmappable.
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` (value checks only on
+    concrete arguments) for ``data`` that :func:`.nfxp.check_choice_data` rejects, ``discount``
+    outside ``[0, 1)`` (``beta = 1`` would make ``I - beta P_pi`` singular: NaN estimates),
+    ``num_npl_iters < 0``, ``num_newton_iters < 1``, ``initial_params`` not a finite pair or a
+    non-finite ``cost_scale``.
+    """
+    check_discount(discount)
+    check_choice_data(data, num_states, num_increments)
+    check_initial_params(initial_params)
+    check_count("num_newton_iters", num_newton_iters, 1)
+    check_count("num_npl_iters", num_npl_iters, 0)
+    check_scalar("cost_scale", cost_scale)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     increment_probs = transition_mle(data.increment, num_increments, dtype)
     replace_prob = frequency_ccp(data, num_states, dtype)

@@ -52,6 +52,11 @@ __all__ = [
     "BandedMDP",
     "make_mdp",
     "make_banded_mdp",
+    "check_mdp",
+    "check_discount",
+    "check_probabilities",
+    "check_count",
+    "check_scalar",
     "to_dense",
     "band_columns",
     "expected_next_values",
@@ -104,26 +109,96 @@ class BandedMDP(NamedTuple):
     scale: jax.Array
 
 
-def _check_common(rewards, discount, scale) -> None:
-    if not np.all(np.isfinite(np.asarray(rewards))):
-        errors.fail("rewards", "finite utilities", "NaN or inf")
-    if not 0.0 <= float(discount) < 1.0:
-        errors.fail("discount", "a number in [0, 1)", float(discount))
-    if not float(scale) > 0.0:
-        errors.fail("scale", "a positive shock scale", float(scale))
+def check_discount(discount, name: str = "discount") -> None:
+    """Require ``discount`` (a number or a concrete scalar; tracers pass) to be in ``[0, 1)``.
+    ``0`` is allowed: the model is then a static logit (``Q = u``)."""
+    if np.ndim(discount) != 0:
+        errors.fail(name, "a scalar in [0, 1)", f"shape {np.shape(discount)}")
+    if errors.is_concrete(discount) and not 0.0 <= float(discount) < 1.0:
+        errors.fail(name, "a number in [0, 1)", float(discount))
 
 
-def _check_rows(name: str, p: np.ndarray, tol: float) -> None:
+def check_probabilities(name: str, p, tol: float) -> None:
+    """Require the concrete array ``p`` to hold finite non-negative rows (last axis) summing to
+    one within ``tol``."""
+    p = np.asarray(p)
     if not np.all(np.isfinite(p)) or np.any(p < 0):
         errors.fail(name, "finite non-negative probabilities", "a negative or NaN")
     row_error = np.abs(p.sum(-1) - 1.0)
     if np.any(row_error > tol):
-        a, s = np.unravel_index(np.argmax(row_error), row_error.shape)
+        index = np.unravel_index(np.argmax(row_error), row_error.shape)
+        where = f"row (action {index[0]}, state {index[1]})" if len(index) == 2 else "row"
         errors.fail(
             name,
             f"rows summing to one (within {tol:g})",
-            f"row (action {a}, state {s}) summing to {p[a, s].sum()!r}",
+            f"{where} summing to {p[index].sum()!r}",
         )
+
+
+def check_count(name: str, value, low: int) -> None:
+    """Require ``value`` to be a Python or numpy integer ``>= low`` (a static size)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        errors.fail(name, f"an int >= {low}", repr(value))
+    if value < low:
+        errors.fail(name, f"an int >= {low}", value)
+
+
+def check_scalar(name: str, value, what: str = "a finite number", positive: bool = False) -> None:
+    """Require a scalar; when concrete, finite (and ``> 0`` with ``positive``)."""
+    if np.ndim(value) != 0:
+        errors.fail(name, f"a scalar ({what})", f"shape {np.shape(value)}")
+    if errors.is_concrete(value):
+        number = float(value)
+        if not np.isfinite(number) or (positive and not number > 0.0):
+            errors.fail(name, what, number)
+
+
+def _tolerance(dtype, atol: float | None) -> float:
+    if atol is not None:
+        return atol
+    return 1e-10 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+
+
+def check_mdp(mdp: TabularMDP | BandedMDP, *, atol: float | None = None) -> None:
+    """Require ``mdp`` to be a valid model; the solvers call it on their way in.
+
+    Shapes always; values when every field is concrete (not traced): finite rewards, transition
+    (or increment) rows non-negative and summing to one within ``atol`` (default 1e-10 in
+    float64, 1e-5 otherwise), ``discount`` in ``[0, 1)``, ``scale > 0``. Raises
+    :class:`~prime_science.core.errors.InvalidArgumentError` naming the field.
+    """
+    if not isinstance(mdp, (TabularMDP, BandedMDP)):
+        errors.fail("mdp", "a TabularMDP or BandedMDP", type(mdp).__name__)
+    errors.check_rank("rewards", mdp.rewards, 2)
+    num_states, num_actions = np.shape(mdp.rewards)
+    if isinstance(mdp, TabularMDP):
+        name, probs, expected = "transitions", mdp.transitions, (num_actions, num_states)
+        if np.shape(probs) != (num_actions, num_states, num_states):
+            errors.fail(
+                name,
+                f"shape (A, S, S) = {(num_actions, num_states, num_states)} to match rewards",
+                np.shape(probs),
+            )
+    else:
+        name, probs, expected = "increment_probs", mdp.increment_probs, (num_actions, num_states)
+        if np.ndim(probs) != 3 or np.shape(probs)[:2] != expected:
+            errors.fail(
+                name,
+                f"shape (A, S, J) with (A, S) = {expected} to match rewards",
+                np.shape(probs),
+            )
+        if np.shape(mdp.resets) != expected:
+            errors.fail("resets", f"shape (A, S) = {expected}", np.shape(mdp.resets))
+    errors.check_rank("discount", mdp.discount, 0)
+    errors.check_rank("scale", mdp.scale, 0)
+    if not all(errors.is_concrete(x) for x in mdp):
+        return
+    if not np.all(np.isfinite(np.asarray(mdp.rewards))):
+        errors.fail("rewards", "finite utilities", "NaN or inf")
+    check_probabilities(name, probs, _tolerance(np.asarray(mdp.rewards).dtype, atol))
+    check_discount(mdp.discount)
+    if not float(mdp.scale) > 0.0:
+        errors.fail("scale", "a positive shock scale", float(mdp.scale))
 
 
 def make_mdp(rewards, transitions, discount, scale=1.0, *, atol: float | None = None) -> TabularMDP:
@@ -140,24 +215,9 @@ def make_mdp(rewards, transitions, discount, scale=1.0, *, atol: float | None = 
     transitions = jnp.asarray(transitions, dtype)
     discount = jnp.asarray(discount, dtype)
     scale = jnp.asarray(scale, dtype)
-    errors.check_rank("rewards", rewards, 2)
-    errors.check_rank("transitions", transitions, 3)
-    num_states, num_actions = rewards.shape
-    if transitions.shape != (num_actions, num_states, num_states):
-        errors.fail(
-            "transitions",
-            f"shape (A, S, S) = {(num_actions, num_states, num_states)} to match rewards",
-            transitions.shape,
-        )
-    errors.check_rank("discount", discount, 0)
-    errors.check_rank("scale", scale, 0)
-    if all(errors.is_concrete(x) for x in (rewards, transitions, discount, scale)):
-        tol = atol if atol is not None else (1e-10 if dtype == jnp.float64 else 1e-5)
-        if not np.all(np.isfinite(np.asarray(rewards))):
-            errors.fail("rewards", "finite utilities", "NaN or inf")
-        _check_rows("transitions", np.asarray(transitions), tol)
-        _check_common(rewards, discount, scale)
-    return TabularMDP(rewards, transitions, discount, scale)
+    model = TabularMDP(rewards, transitions, discount, scale)
+    check_mdp(model, atol=atol)
+    return model
 
 
 def make_banded_mdp(
@@ -179,29 +239,16 @@ def make_banded_mdp(
         increment_probs = jnp.broadcast_to(
             increment_probs, (num_actions, num_states, increment_probs.shape[0])
         )
-    errors.check_rank("increment_probs", increment_probs, 3)
-    if increment_probs.shape[:2] != (num_actions, num_states):
-        errors.fail(
-            "increment_probs",
-            f"shape (A, S, J) with (A, S) = {(num_actions, num_states)} to match rewards",
-            increment_probs.shape,
-        )
     resets = jnp.asarray(resets, bool)
     if resets.ndim == 1:
         if resets.shape[0] != num_actions:
             errors.fail("resets", f"shape (A,) = ({num_actions},) or (A, S)", resets.shape)
         resets = jnp.broadcast_to(resets[:, None], (num_actions, num_states))
-    if resets.shape != (num_actions, num_states):
-        errors.fail("resets", f"shape (A, S) = {(num_actions, num_states)}", resets.shape)
     discount = jnp.asarray(discount, dtype)
     scale = jnp.asarray(scale, dtype)
-    errors.check_rank("discount", discount, 0)
-    errors.check_rank("scale", scale, 0)
-    if all(errors.is_concrete(x) for x in (rewards, increment_probs, discount, scale)):
-        tol = atol if atol is not None else (1e-10 if dtype == jnp.float64 else 1e-5)
-        _check_rows("increment_probs", np.asarray(increment_probs), tol)
-        _check_common(rewards, discount, scale)
-    return BandedMDP(rewards, increment_probs, resets, discount, scale)
+    model = BandedMDP(rewards, increment_probs, resets, discount, scale)
+    check_mdp(model, atol=atol)
+    return model
 
 
 def band_columns(mdp: BandedMDP) -> jax.Array:
@@ -266,8 +313,11 @@ def policy_transition(mdp: TabularMDP, value: jax.Array) -> jax.Array:
 
 def banded_transition(increment_probs: jax.Array, num_states: int) -> jax.Array:
     """``float[S, S]``: move up ``j`` states with probability ``increment_probs[j]``; the mass
-    that would leave the grid stays in the last state (so every row sums to one)."""
+    that would leave the grid stays in the last state (so every row sums to one). Checked as
+    :func:`bus_engine_mdp` checks it."""
+    check_count("num_states", num_states, 1)
     probs = jnp.asarray(increment_probs)
+    _check_increment_probs(probs, probs.dtype)
     num_increments = probs.shape[0]
     source = jnp.arange(num_states)[:, None]
     target = jnp.arange(num_states)[None, :]
@@ -280,11 +330,24 @@ def banded_transition(increment_probs: jax.Array, num_states: int) -> jax.Array:
     return inside.at[:, -1].set(last)
 
 
+def _check_increment_probs(probs, dtype) -> None:
+    errors.check_rank("increment_probs", probs, 1)
+    if probs.shape[0] < 1:
+        errors.fail("increment_probs", "at least one increment probability", "none")
+    if errors.is_concrete(probs):
+        check_probabilities("increment_probs", probs, _tolerance(dtype, None))
+
+
 def bus_utilities(
     replacement_cost: jax.Array, theta11: jax.Array, num_states: int, cost_scale: float = 0.001
 ) -> jax.Array:
     """``float[S, 2]``: ``u(x, keep) = -c(x)``, ``u(x, replace) = -RC - c(0)``,
-    ``c(x) = cost_scale * theta11 * x`` for ``x = 0 .. S-1``."""
+    ``c(x) = cost_scale * theta11 * x`` for ``x = 0 .. S-1``. ``num_states`` must be an int
+    ``>= 1``; the parameters scalars, finite when concrete."""
+    check_count("num_states", num_states, 1)
+    check_scalar("replacement_cost", replacement_cost)
+    check_scalar("theta11", theta11)
+    check_scalar("cost_scale", cost_scale)
     x = jnp.arange(num_states, dtype=jnp.result_type(replacement_cost, theta11, float))
     cost = cost_scale * theta11 * x
     return jnp.stack([-cost, jnp.broadcast_to(-replacement_cost - cost[0], cost.shape)], -1)
@@ -302,11 +365,18 @@ def bus_engine_mdp(
 ) -> TabularMDP | BandedMDP:
     """Rust's bus engine model (module docstring) as a dense :class:`TabularMDP`, or with
     ``banded=True`` as the equivalent :class:`BandedMDP` (keep: up ``j`` from ``x``; replace: up
-    ``j`` from 0). Unchecked: differentiable in ``replacement_cost``, ``theta11`` and
-    ``increment_probs``."""
+    ``j`` from 0). Differentiable in ``replacement_cost``, ``theta11`` and ``increment_probs``.
+
+    Checked as far as the arguments are concrete (traced ones pass): ``num_states`` an int
+    ``>= 1``; finite scalar parameters; ``increment_probs`` a non-empty ``[J]`` distribution
+    (non-negative, summing to one within 1e-10 in float64, 1e-5 otherwise); ``discount`` in
+    ``[0, 1)``. Raises :class:`~prime_science.core.errors.InvalidArgumentError`.
+    """
     rewards = bus_utilities(replacement_cost, theta11, num_states, cost_scale)
+    check_discount(discount)
+    probs = jnp.asarray(increment_probs, rewards.dtype)
+    _check_increment_probs(probs, rewards.dtype)
     if banded:
-        probs = jnp.asarray(increment_probs, rewards.dtype)
         band = jnp.broadcast_to(probs, (2, num_states, probs.shape[0]))
         resets = jnp.broadcast_to(jnp.array([False, True])[:, None], (2, num_states))
         return BandedMDP(
@@ -316,7 +386,7 @@ def bus_engine_mdp(
             jnp.asarray(discount, rewards.dtype),
             jnp.ones((), rewards.dtype),
         )
-    keep = banded_transition(jnp.asarray(increment_probs, rewards.dtype), num_states)
+    keep = banded_transition(probs, num_states)
     replace = jnp.broadcast_to(keep[0], keep.shape)
     transitions = jnp.stack([keep, replace])
     return TabularMDP(

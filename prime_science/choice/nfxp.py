@@ -39,15 +39,25 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from prime_science.choice.ascent import halving_ascent
-from prime_science.choice.mdp import bus_engine_mdp, log_choice_probabilities
+from prime_science.choice.mdp import (
+    bus_engine_mdp,
+    check_count,
+    check_discount,
+    check_scalar,
+    log_choice_probabilities,
+)
 from prime_science.choice.solvers import linear_solve, solve_relative
+from prime_science.core import errors
 from prime_science.core.types import SolverInfo
 
 __all__ = [
     "ChoiceData",
     "NFXPResult",
+    "check_choice_data",
+    "check_initial_params",
     "transition_mle",
     "transition_log_likelihood",
     "bus_log_choice_table",
@@ -95,14 +105,83 @@ class NFXPResult(NamedTuple):
     inner_residual: jax.Array
 
 
+def _check_increments(increment, num_increments: int | None, name: str = "increment") -> None:
+    """``increment`` an ``int[n]``; when concrete, entries ``>= -1`` and, unless
+    ``num_increments`` is None, at least one ``>= 0`` and all ``< num_increments``."""
+    if num_increments is not None:
+        check_count("num_increments", num_increments, 1)
+    errors.check_rank(name, increment, 1)
+    errors.check_dtype_kind(name, increment, "iu", "integer increments")
+    if not errors.is_concrete(increment):
+        return
+    values = np.asarray(increment)
+    if values.size and values.min() < -1:
+        errors.fail(name, "increments >= 0, or -1 where there is no next month", values.min())
+    if num_increments is None:
+        return
+    observed = values[values >= 0]
+    if observed.size == 0:
+        errors.fail(name, "at least one observed increment (>= 0)", "none")
+    if observed.max() >= num_increments:
+        errors.fail(
+            "num_increments",
+            f"more categories than the largest observed increment ({observed.max()})",
+            num_increments,
+        )
+
+
+def check_choice_data(
+    data: ChoiceData, num_states: int, num_increments: int | None, num_actions: int = 2
+) -> None:
+    """Require ``data`` to be a non-empty :class:`ChoiceData` of ``int[n]`` fields of one length
+    with (when concrete) ``state`` in ``[0, num_states)``, ``decision`` in
+    ``[0, num_actions)`` and ``increment >= -1``; unless ``num_increments`` is None, also at least
+    one observed (``>= 0``) increment and every increment ``< num_increments`` (one at or above
+    it is reported as a too small ``num_increments``). Raises
+    :class:`~prime_science.core.errors.InvalidArgumentError`."""
+    if not isinstance(data, ChoiceData):
+        errors.fail("data", "a ChoiceData(state, decision, increment)", type(data).__name__)
+    check_count("num_states", num_states, 1)
+    for name, x in zip(("data.state", "data.decision", "data.increment"), data, strict=True):
+        errors.check_rank(name, x, 1)
+        errors.check_dtype_kind(name, x, "iu", "integer values")
+    errors.check_same_length(("data.state", "data.decision"), data.state, data.decision)
+    errors.check_same_length(("data.state", "data.increment"), data.state, data.increment)
+    if np.shape(data.state)[0] == 0:
+        errors.fail("data", "at least one bus-month", "0 rows")
+    for name, x, high in (
+        ("data.state", data.state, num_states),
+        ("data.decision", data.decision, num_actions),
+    ):
+        if errors.is_concrete(x):
+            values = np.asarray(x)
+            if values.min() < 0 or values.max() >= high:
+                errors.fail(
+                    name, f"values in [0, {high})", f"range [{values.min()}, {values.max()}]"
+                )
+    _check_increments(data.increment, num_increments, "data.increment")
+
+
+def check_initial_params(initial_params) -> None:
+    """Require ``initial_params`` to be a finite ``(RC, theta11)`` (values when concrete)."""
+    if np.shape(initial_params) != (2,):
+        errors.fail("initial_params", "(RC, theta11), shape (2,)", np.shape(initial_params))
+    if errors.is_concrete(initial_params) and not np.all(np.isfinite(np.asarray(initial_params))):
+        errors.fail("initial_params", "finite values", "NaN or inf")
+
+
 def transition_mle(increment: jax.Array, num_increments: int, dtype=jnp.float64) -> jax.Array:
-    """``float[J]``: the increment frequencies (``-1`` entries ignored)."""
+    """``float[J]``: the increment frequencies (``-1`` entries ignored). ``increment`` must be
+    ``int[n]`` in ``[-1, J)`` with at least one entry ``>= 0`` (checked when concrete)."""
+    _check_increments(increment, num_increments)
     counts = jnp.sum(jax.nn.one_hot(increment, num_increments, dtype=dtype), axis=0)
     return counts / jnp.sum(counts)
 
 
 def transition_log_likelihood(increment_probs: jax.Array, increment: jax.Array) -> jax.Array:
     """``sum_{t: j_t >= 0} log p_{j_t}``."""
+    errors.check_rank("increment_probs", increment_probs, 1)
+    _check_increments(increment, np.shape(increment_probs)[0])
     valid = increment >= 0
     logs = jnp.log(increment_probs)[jnp.where(valid, increment, 0)]
     return jnp.sum(jnp.where(valid, logs, 0.0))
@@ -115,7 +194,10 @@ def bus_log_choice_table(
     discount: float,
     **solver_options,
 ) -> tuple[jax.Array, SolverInfo]:
-    """``(float[S, 2] log pi(d | x), inner SolverInfo)`` at ``params = (RC, theta11)``."""
+    """``(float[S, 2] log pi(d | x), inner SolverInfo)`` at ``params = (RC, theta11)`` (the
+    model checked by :func:`~prime_science.choice.mdp.bus_engine_mdp`)."""
+    if np.shape(params) != (2,):
+        errors.fail("params", "(RC, theta11), shape (2,)", np.shape(params))
     mdp = bus_engine_mdp(params[0], params[1], increment_probs, num_states, discount, banded=True)
     relative_value, info = solve_relative(mdp, **solver_options)
     return log_choice_probabilities(mdp, relative_value), info
@@ -129,7 +211,8 @@ def choice_log_likelihood(
     discount: float,
     **solver_options,
 ) -> jax.Array:
-    """``sum_t log pi(d_t | x_t)``."""
+    """``sum_t log pi(d_t | x_t)`` (``data`` checked by :func:`check_choice_data`)."""
+    check_choice_data(data, num_states, np.shape(increment_probs)[0])
     table, _ = bus_log_choice_table(params, increment_probs, num_states, discount, **solver_options)
     return jnp.sum(table[data.state, data.decision])
 
@@ -193,7 +276,20 @@ def estimate_bus(
       banded: solve the inner fixed point on the banded model (``O(S J)`` per step) rather
         than the dense one (``O(S^3)`` Newton steps); the results agree to ~1e-12.
       solver_options: passed to :func:`~prime_science.choice.solvers.solve_relative`.
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` (value checks only on
+    concrete, untraced arguments) for ``data`` that :func:`check_choice_data` rejects (empty,
+    mismatched lengths, a state outside ``[0, num_states)``, a decision outside ``{0, 1}``, an
+    increment below ``-1``, none observed, or one ``>= num_increments``, which names
+    ``num_increments``); ``discount`` outside ``[0, 1)`` (``0`` is the static logit);
+    ``initial_params`` not a finite pair; ``tol <= 0``; ``max_iters < 1``; ``max_halvings < 0``.
     """
+    check_discount(discount)
+    check_choice_data(data, num_states, num_increments)
+    check_initial_params(initial_params)
+    check_scalar("tol", tol, "a positive tolerance", positive=True)
+    check_count("max_iters", max_iters, 1)
+    check_count("max_halvings", max_halvings, 0)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     increment_probs = transition_mle(data.increment, num_increments, dtype)
 

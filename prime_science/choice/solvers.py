@@ -56,6 +56,8 @@ import numpy as np
 from prime_science.choice.mdp import (
     BandedMDP,
     TabularMDP,
+    check_count,
+    check_mdp,
     choice_probabilities,
     policy_transition,
     soft_bellman,
@@ -117,10 +119,26 @@ def _lu_solve(factors: tuple[jax.Array, jax.Array], rhs: jax.Array) -> jax.Array
 
 
 def linear_solve(matrix: jax.Array, rhs: jax.Array) -> jax.Array:
-    """``matrix^{-1} rhs`` (linear and transposable in ``rhs``); see :func:`_lu_factor`."""
+    """``matrix^{-1} rhs`` (linear and transposable in ``rhs``); see :func:`_lu_factor`.
+    ``matrix`` is ``[n, n]``, ``rhs`` ``[n]`` or ``[n, K]``."""
+    errors.check_rank("matrix", matrix, 2)
+    n = matrix.shape[0]
+    if matrix.shape != (n, n):
+        errors.fail("matrix", "a square matrix", f"shape {matrix.shape}")
+    _check_rhs(rhs, n)
     if jax.default_backend() == "cpu":
         return _lu_solve(_lu_factor(matrix), rhs)
     return jnp.linalg.solve(matrix, rhs)
+
+
+def _check_rhs(rhs, num_states: int) -> None:
+    if np.ndim(rhs) not in (1, 2) or np.shape(rhs)[0] != num_states:
+        errors.fail("rhs", f"shape ({num_states},) or ({num_states}, K)", np.shape(rhs))
+
+
+def _check_vector(name: str, x, num_states: int) -> None:
+    if np.shape(x) != (num_states,):
+        errors.fail(name, f"shape ({num_states},)", np.shape(x))
 
 
 def _banded_back_substitution(upper: jax.Array, rhs: jax.Array) -> jax.Array:
@@ -189,9 +207,20 @@ def policy_solve(
     """``M^{-1} rhs`` with ``M = I - beta P_pi`` (``deflate=False``) or the Newton matrix
     ``M = I - beta (P_pi - 1 P_pi[0, :])`` (``deflate=True``), ``P_pi[s] = sum_a probs[s, a]
     P[a, s]``; ``probs`` is ``float[S, A]``, ``rhs`` ``float[S]`` or ``float[S, K]``. Dense models:
-    LU; banded models: back substitution and Woodbury (module docstring). Linear in ``rhs``."""
+    LU; banded models: back substitution and Woodbury (module docstring). Linear in ``rhs``.
+    The model is checked (:func:`.mdp.check_mdp`) and so are the shapes."""
+    check_mdp(mdp)
+    num_states, num_actions = mdp.rewards.shape
+    if np.shape(probs) != (num_states, num_actions):
+        errors.fail("probs", f"shape {(num_states, num_actions)}", np.shape(probs))
+    _check_rhs(rhs, num_states)
+    return _policy_solve(mdp, probs, rhs, deflate)
+
+
+def _policy_solve(mdp, probs, rhs, deflate, transposable=True):
+    """:func:`policy_solve` unchecked (the solvers' inner loops and derivatives)."""
     if isinstance(mdp, BandedMDP):
-        return _banded_policy_solve(mdp, probs, rhs, deflate)
+        return _banded_policy_solve(mdp, probs, rhs, deflate, transposable)
     p_pi = jnp.einsum("sa,ast->st", probs, mdp.transitions)
     if deflate:
         p_pi = p_pi - p_pi[:1, :]
@@ -209,11 +238,19 @@ def newton_solve(
     """``(I - G'(W))^{-1} rhs`` (:func:`policy_solve` with the policy of ``W``).
     ``transposable=False`` (banded models) solves every right-hand side of the Woodbury
     formula in one scan: faster, but reverse mode cannot transpose it (the Newton loop, which
-    is never differentiated, uses it)."""
+    is never differentiated, uses it). The model is checked (:func:`.mdp.check_mdp`) and so are
+    the shapes."""
+    check_mdp(mdp)
+    num_states = mdp.rewards.shape[0]
+    _check_vector("relative_value", relative_value, num_states)
+    _check_rhs(rhs, num_states)
+    return _newton_solve(mdp, relative_value, rhs, transposable)
+
+
+def _newton_solve(mdp, relative_value, rhs, transposable=True):
+    """:func:`newton_solve` unchecked (the solvers' inner loops and derivatives)."""
     probs = choice_probabilities(mdp, relative_value)
-    if isinstance(mdp, BandedMDP):
-        return _banded_policy_solve(mdp, probs, rhs, True, transposable)
-    return policy_solve(mdp, probs, rhs, deflate=True)
+    return _policy_solve(mdp, probs, rhs, True, transposable)
 
 
 def _residual(w: jax.Array, gw: jax.Array) -> jax.Array:
@@ -236,10 +273,15 @@ def _contract(mdp, w, num_iters, tol, max_iters):
     return w, gw, k
 
 
+def _info(w, gw, k, tol) -> SolverInfo:
+    """Converged: the residual is below ``tol`` and every ``W`` is finite."""
+    residual = _residual(w, gw)
+    return SolverInfo(k, residual, (residual < tol) & jnp.all(jnp.isfinite(w)))
+
+
 def _successive_loop(mdp, initial, tol, max_iters):
     w, gw, k = _contract(mdp, initial, jnp.int32(0), tol, max_iters)
-    residual = _residual(w, gw)
-    return w, SolverInfo(k, residual, residual < tol)
+    return w, _info(w, gw, k, tol)
 
 
 def _newton_loop(mdp, initial, tol, max_iters, contraction_steps, switch_tol):
@@ -252,13 +294,12 @@ def _newton_loop(mdp, initial, tol, max_iters, contraction_steps, switch_tol):
 
     def body(carry):
         w, gw, k = carry
-        w = w - newton_solve(mdp, w, w - gw, transposable=False)
+        w = w - _newton_solve(mdp, w, w - gw, transposable=False)
         w = w - w[0]
         return w, relative_bellman(mdp, w), k + 1
 
     w, gw, k = jax.lax.while_loop(cond, body, (w, gw, k))
-    residual = _residual(w, gw)
-    return w, SolverInfo(k, residual, residual < tol)
+    return w, _info(w, gw, k, tol)
 
 
 def _zero_info_tangent(info: SolverInfo) -> SolverInfo:
@@ -280,7 +321,7 @@ def _implicit_jvp(loop, primals, tangents):
     mdp_dot, _ = tangents
     w, info = _implicit(loop, mdp, initial)
     _, g_dot = jax.jvp(lambda m: relative_bellman(m, w), (mdp,), (mdp_dot,))
-    w_dot = newton_solve(mdp, w, g_dot)
+    w_dot = _newton_solve(mdp, w, g_dot)
     return (w, info), (w_dot, _zero_info_tangent(info))
 
 
@@ -293,14 +334,28 @@ def _initial(mdp: TabularMDP, initial_value) -> jax.Array:
     if initial_value is None:
         return jnp.zeros(num_states, mdp.rewards.dtype)
     initial_value = jnp.asarray(initial_value, mdp.rewards.dtype)
-    if initial_value.shape != (num_states,):
-        errors.fail("initial_value", f"shape ({num_states},)", initial_value.shape)
+    _check_vector("initial_value", initial_value, num_states)
+    if errors.is_concrete(initial_value) and not np.all(np.isfinite(np.asarray(initial_value))):
+        errors.fail("initial_value", "finite values", "NaN or inf")
     return initial_value - initial_value[0]
 
 
-def _absolute(mdp: TabularMDP, w: jax.Array) -> jax.Array:
-    """``V = W + g / (1 - beta)`` with ``g = T(W)[0]``."""
-    return w + soft_bellman(mdp, w)[0] / (1.0 - mdp.discount)
+def _check_tolerance(name: str, value, strict: bool) -> None:
+    """``value > 0`` (``strict``) or ``>= 0``, not NaN (a number or a concrete scalar)."""
+    if np.ndim(value) != 0:
+        errors.fail(name, "a scalar tolerance", f"shape {np.shape(value)}")
+    if errors.is_concrete(value):
+        number = float(value)
+        if not (number > 0.0 if strict else number >= 0.0):
+            errors.fail(name, "a positive tolerance" if strict else "a tolerance >= 0", number)
+
+
+def _absolute(mdp: TabularMDP, w: jax.Array, info: SolverInfo) -> tuple[jax.Array, SolverInfo]:
+    """``(V, info)``: ``V = W + g / (1 - beta)`` with ``g = T(W)[0]``; not converged unless
+    every ``V`` is finite (``beta = 1`` under ``jit``, where nothing is checked, gives
+    ``V = +-inf`` from a finite ``W``)."""
+    value = w + soft_bellman(mdp, w)[0] / (1.0 - mdp.discount)
+    return value, info._replace(converged=info.converged & jnp.all(jnp.isfinite(value)))
 
 
 def solve_relative(
@@ -322,7 +377,21 @@ def solve_relative(
       max_iters: Newton steps (default 50) or contraction steps (default 100,000).
       contraction_steps, switch_tol: the contraction phase of the polyalgorithm.
       initial_value: a starting ``V`` (shifted so that its state 0 is 0); default zeros.
+
+    ``info.converged`` is true only when the residual is below ``tol`` and ``W*`` is finite.
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` for an invalid model
+    (:func:`.mdp.check_mdp`: ``discount`` outside ``[0, 1)``, non-finite rewards, transition rows
+    that are negative or do not sum to one; value checks only when not traced), ``tol <= 0``,
+    ``max_iters < 1``, ``contraction_steps < 0``, ``switch_tol < 0``, an unknown ``method``, or an
+    ``initial_value`` of the wrong shape or not finite.
     """
+    check_mdp(mdp)
+    if tol is not None:
+        _check_tolerance("tol", tol, strict=True)
+    if max_iters is not None:
+        check_count("max_iters", max_iters, 1)
+    check_count("contraction_steps", contraction_steps, 0)
+    _check_tolerance("switch_tol", switch_tol, strict=False)
     tol = _default_tol(mdp.rewards.dtype) if tol is None else tol
     if method == "newton":
         loop = partial(
@@ -352,7 +421,7 @@ def successive_approximation(
     w, info = solve_relative(
         mdp, method="successive", tol=tol, max_iters=max_iters, initial_value=initial_value
     )
-    return _absolute(mdp, w), info
+    return _absolute(mdp, w, info)
 
 
 def newton_kantorovich(
@@ -377,4 +446,4 @@ def newton_kantorovich(
         switch_tol=switch_tol,
         initial_value=initial_value,
     )
-    return _absolute(mdp, w), info
+    return _absolute(mdp, w, info)
