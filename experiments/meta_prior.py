@@ -1,6 +1,6 @@
-"""Empirical-Bayes meta-priors (Nabi et al. 2022, SCIENCE §2.3): estimator check, cold start.
+"""Empirical-Bayes meta-priors (Nabi et al. 2022): estimator check, cold start, learning rates.
 
-Experiment 1 (estimator check, SCIENCE §7 target 6). For each group size ``n_k`` in
+Experiment 1 (estimator check). For each group size ``n_k`` in
 ``estimator_group_sizes`` and each of ``estimator_replicates`` replicates, draw known sampling
 variances ``s_i^2 ~ U(noise_low, noise_high)`` (once per seed and size) and estimates
 ``w^_i ~ N(mu, tau^2 + s_i^2)``, and compute the method-of-moments estimate
@@ -20,7 +20,8 @@ Experiment 2 (cold start and traffic). Two independent draws of the callout worl
   intercept, brand, colour, price, category, title, segment, segment x category; the intercept
   and the 3-feature segment block keep the generic variance and their MAP mean). The
   meta-prior of block ``k`` is ``N(mu^_k, tau^_k^2)``.
-* EB step, compared: the route of SCIENCE §2.3 as first built, a weak-prior probit MAP refit
+* EB step, compared: the route first built (the standard method-of-moments form of the
+  empirical-Bayes step), a weak-prior probit MAP refit
   (``N(0, refit_prior_variance)``; ``w^_i``, and ``s_i^2`` from the inverse diagonal Fisher
   information) and the method of moments over features with ``s_i^2 <=
   max_sampling_variance``. In this world it is biased: an item's score is identified but its
@@ -110,6 +111,11 @@ from prime_science.sim.callout_world import (
 __all__ = [
     "NAME",
     "POLICIES",
+    "POLICY_LABELS",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
+    "BLOCK_LABELS",
     "Config",
     "Trace",
     "Results",
@@ -122,6 +128,25 @@ __all__ = [
 
 NAME = "meta_prior"
 POLICIES = ("generic", "meta_prior", "two_group")
+POLICY_LABELS = {
+    "generic": "generic N(0, 1) prior",
+    "meta_prior": "empirical-Bayes meta-prior per feature block",
+    "two_group": "two-group meta-prior (first-order pooled, cross)",
+}
+"""Each deployed prior in words, for the report and the plots."""
+BLOCK_LABELS = {
+    "intercept": "intercept",
+    "brand": "brand",
+    "colour": "colour",
+    "price": "price bucket",
+    "category": "category",
+    "title": "title tokens",
+    "segment": "customer segment",
+    "segment_x_category": "segment x category",
+}
+"""Each feature block of the callout world in words."""
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated worlds)."""
 _REQUESTS_PER_STEP = 8
 
 
@@ -565,7 +590,8 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     level) and ``reduction_pct_low_minus_high`` (lowest minus highest traffic).
 
     EB fit: ``learned_tau_<block>`` (type-II ML, deployed) beside ``moments_tau_<block>``
-    (weak-prior refit + method of moments, signed square root of the untruncated ``tau~^2``) and
+    (weak-prior refit + method of moments, signed square root of the untruncated ``tau~^2``;
+    not for the intercept, a group of one feature) and
     ``true_tau_<block>`` (the world's ``s_block``); ``touched_<block>``, ``determined_<block>``
     (effective number of pinned weights), ``learned_mean_intercept``,
     ``tau2_ratio_cross_category`` (learned ``tau^2`` of segment x category over category's),
@@ -628,9 +654,10 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     untruncated = np.asarray(results.moments_untruncated, np.float64)
     for index, name in enumerate(names):
         metrics[f"learned_tau_{name}"] = float(np.sqrt(variance[index]))
-        metrics[f"moments_tau_{name}"] = float(
-            np.sign(untruncated[index]) * np.sqrt(abs(untruncated[index]))
-        )
+        if name != "intercept":  # one feature: no variance between features, tau~^2 = NaN
+            metrics[f"moments_tau_{name}"] = float(
+                np.sign(untruncated[index]) * np.sqrt(abs(untruncated[index]))
+            )
         metrics[f"touched_{name}"] = float(results.learned_touched[index])
         metrics[f"determined_{name}"] = float(results.learned_determined[index])
         if name in BLOCK_SCALES:
@@ -653,6 +680,120 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+def _metric_labels(config: Config) -> dict[str, str]:
+    """Every metric of :func:`summarize` under ``config`` in words."""
+    labels = {}
+    for n in config.estimator_group_sizes:
+        group = f"group of n_k = {n:,} weights"
+        labels |= {
+            f"estimator_bias_z_n{n}": "bias of the untruncated method-of-moments tau^2 over "
+            f"replicates, {group} (standard errors)",
+            f"estimator_abs_bias_z_n{n}": "absolute bias of the untruncated method-of-moments "
+            f"tau^2 over replicates, {group} (standard errors)",
+            f"estimator_sd_n{n}": f"s.d. of the untruncated tau^2 over replicates, {group}",
+            f"estimator_truncated_bias_n{n}": f"bias of the truncated max(0, tau^2), {group}",
+        }
+    labels["estimator_sd_slope"] = (
+        "slope of log s.d. of the untruncated tau^2 on log n_k (1/sqrt(n_k): -0.5)"
+    )
+    young = "click-through rate on items in their first two days"
+    for traffic in config.traffic_levels:
+        level = f"t{traffic}"
+        batch = f"{traffic:,} impressions per batch"
+        for name, prior in POLICY_LABELS.items():
+            labels[f"regret_per_impression_{name}_{level}"] = (
+                f"regret per impression, {prior}, {batch} (expected clicks)"
+            )
+            labels[f"young_ctr_{name}_{level}"] = (
+                f"{young}, {prior}, {batch} (expected clicks per impression)"
+            )
+        labels |= {
+            f"regret_reduction_pct_{level}": "regret reduction of the meta-prior against the "
+            f"generic prior, {batch} (%)",
+            f"regret_reduction_pct_two_group_{level}": "regret reduction of the two-group "
+            f"meta-prior against the generic prior, {batch} (%)",
+            f"regret_gap_per_impression_{level}": "regret per impression, generic prior minus "
+            f"meta-prior, {batch} (expected clicks)",
+            f"young_ctr_gap_{level}": f"{young}, meta-prior minus generic prior, {batch}",
+        }
+    low = f"lowest traffic ({min(config.traffic_levels):,} impressions per batch)"
+    labels |= {
+        "regret_reduction_pct_low": f"regret reduction of the meta-prior at the {low} (%)",
+        "regret_reduction_pct_two_group_low": "regret reduction of the two-group meta-prior at "
+        f"the {low} (%)",
+        "young_ctr_gap_low": f"{young}, meta-prior minus generic prior, at the {low}",
+        "reduction_pct_low_minus_high": "regret reduction of the meta-prior at the lowest minus "
+        "at the highest traffic level (percentage points)",
+    }
+    for name in _block_names(config):
+        block = f"{BLOCK_LABELS[name]} block"
+        labels[f"learned_tau_{name}"] = (
+            f"prior s.d. tau of the {block}, type-II maximum likelihood (deployed)"
+            if name not in ("intercept", "segment")
+            else f"prior s.d. tau of the {block} (not fitted: the generic prior)"
+        )
+        if name != "intercept":
+            labels[f"moments_tau_{name}"] = (
+                f"prior s.d. tau of the {block}, weak-prior refit + method of moments (signed)"
+            )
+        labels[f"touched_{name}"] = f"features of the {block} that occur in the log (count)"
+        labels[f"determined_{name}"] = (
+            f"effective number of weights of the {block} the log pins down"
+        )
+        if name in BLOCK_SCALES:
+            labels[f"true_tau_{name}"] = f"true s.d. of the world's weights, {block}"
+    return labels | {
+        "learned_tau_mean_abs_rel_error": "mean relative error |tau / s_block - 1| of the "
+        "learned prior s.d. over the fitted blocks",
+        "learned_mean_intercept": "learned prior mean of the intercept",
+        "tau2_ratio_cross_category": "learned prior variance of segment x category over that "
+        "of category (ratio)",
+        "two_group_tau2_first_order": "prior variance tau^2 of all first-order features pooled, "
+        "type-II maximum likelihood",
+        "two_group_tau2_cross": "prior variance tau^2 of the segment x category cross, type-II "
+        "maximum likelihood (two groups)",
+        "two_group_tau2_cross_minus_first_order": "prior variance tau^2, cross minus pooled "
+        "first-order group, type-II maximum likelihood",
+        "two_group_moments_tau2_cross_minus_first_order": "prior variance tau^2, cross minus "
+        "pooled first-order group, weak-prior refit + method of moments",
+        "eb_features_dropped": "features of the log beyond the type-II fit's capacity (count)",
+    }
+
+
+METRIC_LABELS: dict[str, str] = _metric_labels(Config.quick()) | _metric_labels(Config.full())
+"""Every metric of :func:`summarize` in words (``full()`` adds a traffic level)."""
+_NO_YOUNG = "undefined when the prior's policy showed no item in its first two days"
+NA_REASONS: dict[str, str] = {
+    **{
+        key: f"{_NO_YOUNG} at that traffic level"
+        for key in METRIC_LABELS
+        if key.startswith("young_ctr_") and not key.startswith("young_ctr_gap")
+    },
+    **{
+        key: f"{_NO_YOUNG} at that traffic level, for either prior of the difference"
+        for key in METRIC_LABELS
+        if key.startswith("young_ctr_gap")
+    },
+    **{
+        key: "undefined when fewer than two features of the block have a sampling variance "
+        "small enough to enter the method-of-moments fit"
+        for key in METRIC_LABELS
+        if key.startswith("moments_tau_")
+    },
+    "two_group_moments_tau2_cross_minus_first_order": "undefined when fewer than two features "
+    "of either group have a sampling variance small enough to enter the method-of-moments fit",
+}
+"""Why a metric can be NaN."""
+
+_CONSISTENT = (
+    "Nabi et al. (2022, Management Science), abstract: the estimator is strongly consistent; "
+    "the 1/sqrt(n_k) rate is standard sampling theory"
+)
+_DECOUPLED = (
+    "Nabi et al. (2022, Management Science), first titled 'Decoupling Learning Rates Using "
+    "Empirical Bayes Priors': a smaller prior variance for second-order features slows their "
+    "learning"
+)
 targets = [
     Target(
         "estimator_abs_bias_z_n1000",
@@ -660,7 +801,8 @@ targets = [
         2.0,
         "numeric: the untruncated method-of-moments tau^2 is unbiased over Monte-Carlo "
         "replicates with n_k = 1,000 (|mean - tau^2| < 2 s.e.)",
-        "SCIENCE.md 7.A target 6; Nabi et al. 2022 abstract (unbiased variance estimator)",
+        "Nabi et al. (2022, Management Science), abstract: the meta-prior variance estimator is "
+        "unbiased; the method-of-moments form is in prime_science/priors/moments.py",
     ),
     Target(
         "estimator_sd_slope",
@@ -668,14 +810,14 @@ targets = [
         -0.6,
         "numeric: the s.d. of tau^2 shrinks like 1/sqrt(n_k): slope of log sd on log n_k "
         "over n_k = 250, 1,000, 4,000 is about -0.5 (lower bound -0.6)",
-        "SCIENCE.md 7.A target 6",
+        _CONSISTENT,
     ),
     Target(
         "estimator_sd_slope",
         "<",
         -0.4,
         "numeric: slope of log sd on log n_k about -0.5 (upper bound -0.4)",
-        "SCIENCE.md 7.A target 6",
+        _CONSISTENT,
     ),
     Target(
         "regret_reduction_pct_low",
@@ -683,7 +825,8 @@ targets = [
         0.0,
         "directional: at the lowest traffic level (100 impressions per batch) probit Thompson "
         "sampling with the empirical-Bayes group prior has less regret than with N(0, 1) priors",
-        "SCIENCE.md 7.B target 14; Nabi et al. 2022 abstract",
+        "Nabi et al. (2022, Management Science), abstract: the gains are largest at low "
+        "traffic (direction only; their traffic levels and lifts are not reproduced)",
     ),
     Target(
         "reduction_pct_low_minus_high",
@@ -691,7 +834,8 @@ targets = [
         0.0,
         "directional: the percent regret reduction of the meta-prior shrinks as traffic grows "
         "(lowest minus highest traffic level > 0)",
-        "SCIENCE.md 7.B target 14 (gap shrinks with traffic); Nabi et al. 2022 abstract",
+        "Nabi et al. (2022, Management Science), abstract: the gains are largest at low "
+        "traffic and shrink as traffic grows (direction only)",
     ),
     Target(
         "young_ctr_gap_low",
@@ -699,14 +843,16 @@ targets = [
         0.0,
         "directional: at the lowest traffic level the meta-prior gives a higher CTR on items in "
         "their first two days than N(0, 1) priors",
-        "SCIENCE.md 2.3 (cold-start prior), 2.5 (cold-start metric)",
+        "Nabi et al. (2022, Management Science): the learned prior is the cold-start prior of "
+        "new features; CTR on young items is this experiment's cold-start measure",
     ),
     Target(
         "eb_features_dropped",
         "<",
         0.5,
-        "numeric: the type-II fit saw every feature the log touched (none beyond eb_max_features)",
-        "implementation check (prime_science.priors.laplace)",
+        "numeric: the type-II fit saw every feature the log touched (none beyond its capacity, "
+        "the config's eb_max_features)",
+        "implementation check of prime_science/priors/laplace.py (no paper)",
     ),
     Target(
         "learned_tau_mean_abs_rel_error",
@@ -714,7 +860,9 @@ targets = [
         0.25,
         "numeric: the deployed meta-prior recovers the world's block scales s_block (brand, "
         "colour, price, category, title, segment x category; mean relative error < 25%)",
-        "SCIENCE.md 2.3 (EB estimates the group variances); 2.5 (the world's block scales)",
+        "Nabi et al. (2022, Management Science): empirical Bayes estimates the group prior "
+        "variances; the world's block scales are BLOCK_SCALES of "
+        "prime_science/sim/callout_world.py",
     ),
     Target(
         "tau2_ratio_cross_category",
@@ -722,7 +870,7 @@ targets = [
         1.0,
         "directional (decoupled learning rates): the learned prior variance of the segment x "
         "category cross group is smaller than that of its first-order parent, category",
-        "SCIENCE.md 2.3 (decoupled learning rates)",
+        _DECOUPLED,
     ),
     Target(
         "two_group_tau2_cross_minus_first_order",
@@ -731,7 +879,7 @@ targets = [
         "directional (decoupled learning rates, the paper's main grouping): with two groups, "
         "first-order features pooled vs the segment x category cross, the cross group's "
         "type-II ML tau^2 is the smaller",
-        "SCIENCE.md 2.3 (first- vs second-order groups; decoupled learning rates)",
+        f"{_DECOUPLED}; first- vs second-order feature groups",
     ),
     Target(
         "regret_reduction_pct_two_group_low",
@@ -740,7 +888,7 @@ targets = [
         "directional (decoupled learning rates): at the lowest traffic level probit Thompson "
         "sampling with the two-group meta-prior (first-order pooled, cross) has less regret "
         "than with one generic N(0, 1) prior",
-        "issue (meta-priors, experiment 3); SCIENCE.md 2.3",
+        f"{_DECOUPLED}; a directional expectation, no published number",
     ),
 ]
 
@@ -755,18 +903,25 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
 
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    for name in POLICIES:
+    for name, marker in zip(POLICIES, "os^", strict=True):
         values = np.array(
             [
                 [m[f"regret_per_impression_{name}_t{t}"] for t in config.traffic_levels]
                 for m in per_seed
             ]
         )
-        axes.errorbar(traffic, values.mean(0), yerr=standard_error(values), label=name, capsize=3)
+        axes.errorbar(
+            traffic,
+            values.mean(0),
+            yerr=standard_error(values),
+            label=POLICY_LABELS[name],
+            marker=marker,
+            capsize=3,
+        )
     axes.set(
         xscale="log",
-        xlabel="impressions per batch",
-        ylabel="regret per impression",
+        xlabel="impressions per hourly batch",
+        ylabel="regret per impression (expected clicks)",
         title=f"{config.num_deploy_hours} batches, {seeds} seeds (± s.e.)",
     )
     axes.legend()
@@ -781,19 +936,28 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     axes = figure.subplots()
     positions = np.arange(len(blocks))
     axes.bar(
-        positions - 0.27, learned.mean(0), 0.27, yerr=standard_error(learned), label="type-II ML"
+        positions - 0.27,
+        learned.mean(0),
+        0.27,
+        yerr=standard_error(learned),
+        label="type-II maximum likelihood (deployed)",
     )
     axes.bar(
         positions,
         moments.mean(0),
         0.27,
         yerr=standard_error(moments),
-        label="refit + moments (signed)",
+        label="weak-prior refit + method of moments (signed)",
     )
-    axes.bar(positions + 0.27, [BLOCK_SCALES[n] for n in blocks], 0.27, label="true s_block")
+    axes.bar(
+        positions + 0.27, [BLOCK_SCALES[n] for n in blocks], 0.27, label="truth (world's s.d.)"
+    )
     axes.axhline(0.0, color="black", linewidth=0.5)
-    axes.set_xticks(positions, blocks, rotation=30, ha="right")
-    axes.set(ylabel="prior scale tau", title=f"EB meta-prior per block, {seeds} seeds")
+    axes.set_xticks(positions, [BLOCK_LABELS[n] for n in blocks], rotation=30, ha="right")
+    axes.set(
+        ylabel="prior s.d. tau",
+        title=f"empirical-Bayes meta-prior per feature block, {seeds} seeds (± s.e.)",
+    )
     axes.legend()
     tau_path = out_dir / "learned_tau.png"
     figure.savefig(tau_path, dpi=120)
@@ -804,9 +968,17 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     )
     figure = Figure(figsize=(5.6, 3.8), layout="constrained")
     axes = figure.subplots()
-    axes.plot(sizes, sds.mean(0), "o-", label="s.d. of untruncated tau^2")
-    axes.plot(sizes, sds.mean(0)[0] * np.sqrt(sizes[0] / sizes), "--", label="1/sqrt(n) from n_min")
-    axes.set(xscale="log", yscale="log", xlabel="n_k", ylabel="s.d.", title="estimator check")
+    axes.plot(sizes, sds.mean(0), "o-", label="measured")
+    axes.plot(
+        sizes, sds.mean(0)[0] * np.sqrt(sizes[0] / sizes), "--", label="1/sqrt(n_k) from the first"
+    )
+    axes.set(
+        xscale="log",
+        yscale="log",
+        xlabel="group size n_k (weights)",
+        ylabel="s.d. of the untruncated tau^2",
+        title="method-of-moments estimator check",
+    )
     axes.legend()
     sd_path = out_dir / "estimator_sd.png"
     figure.savefig(sd_path, dpi=120)
