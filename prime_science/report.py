@@ -124,7 +124,7 @@ def format_against(
 
     The measured value starts as :func:`format_measurement` writes it and the threshold in its
     shortest form (at most 10 significant digits); both gain one decimal place at a time until
-    (a) the displayed mean and threshold differ whenever the values differ, and (b) the
+    (a) the displayed mean and threshold differ exactly when the values differ, and (b) the
     displayed comparison ``shown_mean <op> shown_threshold`` holds exactly when ``mean <op>
     threshold`` does. So ``13.4996`` against ``>= 13.5`` is shown ``13.4996``, never ``13.50``.
     The standard error keeps its two significant digits.
@@ -139,7 +139,7 @@ def format_against(
         shown = _format_at(mean, decimals + extra, strip=strip)
         shown_threshold = _format_at(threshold, threshold_decimals + extra, strip=True)
         a, b = float(shown), float(shown_threshold)
-        if _OPERATORS[op](a, b) == holds and (a != b or mean == threshold):
+        if _OPERATORS[op](a, b) == holds and (a == b) == (mean == threshold):
             break
     return _with_se(shown, mean, se), shown_threshold
 

@@ -1,10 +1,15 @@
 """Shared fixtures."""
 
 import types
+from pathlib import Path
+from typing import NamedTuple
 
+import jax
+import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
-from prime_science.runner import run_experiment
+from prime_science.runner import Target, run_experiment
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +40,51 @@ def instrumented_run(tmp_path_factory):
         return record, traces, kept[0], out_dir / module.NAME
 
     return run
+
+
+class FakeConfig(NamedTuple):
+    size: int = 4
+    shift: float = 1.0
+
+    @classmethod
+    def quick(cls):
+        return cls()
+
+    @classmethod
+    def full(cls):
+        return cls(size=8)
+
+
+def _fake_run(key, config):
+    return {"x": config.shift + jax.random.normal(key, (config.size,))}
+
+
+def _fake_plot(results, config, out_dir):
+    figure = Figure()
+    figure.subplots().plot(np.asarray(results["x"]).T)
+    path = Path(out_dir) / "x.png"
+    figure.savefig(path)
+    return [path]
+
+
+@pytest.fixture
+def make_fake():
+    """``make_fake(name="fake")``: a new tiny experiment (``x = shift + N(0, 1)`` of ``size``
+    draws; metric ``mean_x``; one target that passes, one that fails; one plot ``x.png``),
+    compiled and run in well under a second."""
+
+    def make(name="fake"):
+        return types.SimpleNamespace(
+            __doc__="A fake experiment for the runner tests.\n\nMore words.",
+            NAME=name,
+            Config=FakeConfig,
+            run=_fake_run,
+            summarize=lambda results, config: {"mean_x": float(np.mean(results["x"]))},
+            targets=[
+                Target("mean_x", "<", 10.0, "directional: small", "test"),
+                Target("mean_x", ">", 10.0, "directional: large", "test"),
+            ],
+            plot=_fake_plot,
+        )
+
+    return make

@@ -4,59 +4,15 @@ crash records, progress lines; and the report of a real run record."""
 import itertools
 import json
 import types
-from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
 from prime_science import runner
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.report import write_report
 from prime_science.runner import Target, run_experiment, write_crash_record
-
-
-class FakeConfig(NamedTuple):
-    size: int = 4
-    shift: float = 1.0
-
-    @classmethod
-    def quick(cls):
-        return cls()
-
-    @classmethod
-    def full(cls):
-        return cls(size=8)
-
-
-def _fake_run(key, config):
-    return {"x": config.shift + jax.random.normal(key, (config.size,))}
-
-
-def _fake_plot(results, config, out_dir):
-    figure = Figure()
-    figure.subplots().plot(np.asarray(results["x"]).T)
-    path = Path(out_dir) / "x.png"
-    figure.savefig(path)
-    return [path]
-
-
-def make_fake():
-    """A tiny experiment: one target that passes, one that fails."""
-    return types.SimpleNamespace(
-        __doc__="A fake experiment for the runner tests.\n\nMore words.",
-        NAME="fake",
-        Config=FakeConfig,
-        run=_fake_run,
-        summarize=lambda results, config: {"mean_x": float(np.mean(results["x"]))},
-        targets=[
-            Target("mean_x", "<", 10.0, "directional: small", "test"),
-            Target("mean_x", ">", 10.0, "directional: large", "test"),
-        ],
-        plot=_fake_plot,
-    )
 
 
 def test_registry_lists_the_callout_experiment():
@@ -67,7 +23,7 @@ def test_registry_lists_the_callout_experiment():
         runner.get_experiment("no_such_experiment")
 
 
-def test_register_checks_the_experiment(monkeypatch):
+def test_register_checks_the_experiment(monkeypatch, make_fake):
     monkeypatch.setattr(runner, "_REGISTRY", {})
     with pytest.raises(InvalidArgumentError, match="plot"):
         runner.register(
@@ -81,7 +37,9 @@ def test_register_checks_the_experiment(monkeypatch):
     assert runner.registry()["fake"] is fake
 
 
-def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(tmp_path, monkeypatch):
+def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(
+    tmp_path, monkeypatch, make_fake
+):
     monkeypatch.setattr(runner, "_REGISTRY", {})
     runner.register(make_fake())
     record = run_experiment("fake", seeds=2, out_dir=tmp_path, progress=False)
@@ -96,7 +54,8 @@ def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(tmp_path,
     assert record["device"]["platform"] == jax.devices()[0].platform
 
     keys = jax.random.split(jax.random.key(0), 2)
-    expected = [float(np.mean(_fake_run(key, FakeConfig())["x"])) for key in keys]
+    fake = make_fake()
+    expected = [float(np.mean(fake.run(key, fake.Config())["x"])) for key in keys]
     metric = record["metrics"]["mean_x"]
     np.testing.assert_allclose(metric["values"], expected, rtol=1e-6)
     assert metric["mean"] == pytest.approx(np.mean(expected))
@@ -112,7 +71,7 @@ def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(tmp_path,
     assert jax.__version__ in text
 
 
-def test_chunked_seeds_match_one_seed_per_call(tmp_path):
+def test_chunked_seeds_match_one_seed_per_call(tmp_path, make_fake):
     one = run_experiment(make_fake(), seeds=3, out_dir=tmp_path / "a", progress=False)
     chunked = run_experiment(
         make_fake(), seeds=3, out_dir=tmp_path / "b", seeds_per_call=2, progress=False
@@ -123,7 +82,7 @@ def test_chunked_seeds_match_one_seed_per_call(tmp_path):
     )
 
 
-def test_full_scale_and_bad_arguments(tmp_path):
+def test_full_scale_and_bad_arguments(tmp_path, make_fake):
     record = run_experiment(make_fake(), seeds=1, scale="full", out_dir=tmp_path, progress=False)
     assert record["config"]["size"] == 8 and record["metrics"]["mean_x"]["se"] is None
     with pytest.raises(InvalidArgumentError, match="scale"):
@@ -139,7 +98,7 @@ def test_report_shows_a_crashed_experiment(tmp_path):
     assert "| boom | **crashed** |" in text and "Boom!" in text
 
 
-def test_pooled_metrics_are_recorded_with_a_jackknife_standard_error(tmp_path):
+def test_pooled_metrics_are_recorded_with_a_jackknife_standard_error(tmp_path, make_fake):
     """``pooled`` sees every seed at once; its s.e. is the leave-one-seed-out jackknife, which
     for a plain mean over seeds equals the usual standard error of the seed means."""
     fake = make_fake()
@@ -153,7 +112,7 @@ def test_pooled_metrics_are_recorded_with_a_jackknife_standard_error(tmp_path):
     assert record["targets"][0]["passed"]
 
 
-def test_pooled_metric_without_finite_leave_one_out_has_no_standard_error(tmp_path):
+def test_pooled_metric_without_finite_leave_one_out_has_no_standard_error(tmp_path, make_fake):
     fake = make_fake()
 
     def pooled(results, config):
@@ -174,7 +133,7 @@ def _strict_json(text):
     return json.loads(text, parse_constant=refuse)
 
 
-def test_labels_and_non_finite_metrics_are_recorded_as_strict_json(tmp_path):
+def test_labels_and_non_finite_metrics_are_recorded_as_strict_json(tmp_path, make_fake):
     """Labels come from ``METRIC_LABELS`` (default: the key); a mean that is not finite is
     ``null`` on disk with an ``na_reason`` from ``NA_REASONS``, else counted over seeds."""
     fake = make_fake()
@@ -209,7 +168,7 @@ def test_labels_and_non_finite_metrics_are_recorded_as_strict_json(tmp_path):
     assert np.isinf(record["metrics"]["never"]["mean"])  # in memory the float stays
 
 
-def test_crash_record_is_written_and_a_later_run_overwrites_it(tmp_path):
+def test_crash_record_is_written_and_a_later_run_overwrites_it(tmp_path, make_fake):
     record = write_crash_record(
         "fake", "Traceback: boom", tmp_path, scale="quick", seeds=2, total_s=0.5
     )
@@ -220,7 +179,7 @@ def test_crash_record_is_written_and_a_later_run_overwrites_it(tmp_path):
     assert _strict_json(path.read_text())["status"] == "ok"
 
 
-def test_datasets_are_recorded_with_where_they_were_read(tmp_path, monkeypatch):
+def test_datasets_are_recorded_with_where_they_were_read(tmp_path, monkeypatch, make_fake):
     monkeypatch.delenv("PRIME_SCIENCE_DATA", raising=False)
     fake = make_fake()
     fake.DATASETS = ("rust_bus",)
@@ -229,7 +188,7 @@ def test_datasets_are_recorded_with_where_they_were_read(tmp_path, monkeypatch):
     assert run_experiment(make_fake(), seeds=1, out_dir=tmp_path, progress=False)["datasets"] == {}
 
 
-def test_progress_names_the_silent_stretches_and_their_durations(tmp_path, capsys):
+def test_progress_names_the_silent_stretches_and_their_durations(tmp_path, capsys, make_fake):
     run_experiment(make_fake(), seeds=1, out_dir=tmp_path, progress=True)
     err = capsys.readouterr().err
     assert "fake: compiling…" in err and "fake: compiling took " in err
