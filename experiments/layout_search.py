@@ -1,6 +1,6 @@
-"""Hill climbing vs exact enumeration: the search gap as a share of the layout-score range.
+"""Hill climbing (Hill et al. 2017) vs exact enumeration: the gap as a share of the score range.
 
-SCIENCE §7 target 7. Worlds: ``num_worlds`` per seed, each the 512-layout truth of
+Worlds: ``num_worlds`` per seed, each the 512-layout truth of
 :mod:`prime_science.sim.layout_world` (3 components x 8 variants, ``W`` entries ``N(0, 1)``,
 first-order scale ``alpha1 = 1``, interaction scale ``alpha2 = 2``). The gap is measured on the
 linear score ``s(A)`` (the world's probit argument), which is an affine function of
@@ -16,9 +16,10 @@ single-component steps with a uniformly random component each,
 with the exact maximum and minimum from enumerating all 512 layouts. The metric
 ``gap_S<S>_K<K>`` is its mean over the seed's worlds, in percent.
 
-Expectation (an independent numpy check quoted in SCIENCE, tolerance +-0.5 percentage
-points): about 14% at S = 1, 3% at S = 5, 0.9% at S = 10 (all K = 5) and 0.3% at S = 10,
-K = 10; the gap shrinks as S or K grows.
+Expectation (an independent NumPy simulation of the same search by the project's authors, not
+published and not in this repository; tolerance +-0.5 percentage points): about 14% at S = 1,
+3% at S = 5, 0.9% at S = 10 (all K = 5) and 0.3% at S = 10, K = 10; the gap shrinks as S or K
+grows.
 """
 
 from __future__ import annotations
@@ -38,9 +39,24 @@ from prime_science.layouts import design, search
 from prime_science.runner import Target
 from prime_science.sim.layout_world import LayoutWorldConfig, make_layout_world
 
-__all__ = ["NAME", "Config", "Results", "run", "summarize", "targets", "plot"]
+__all__ = [
+    "NAME",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
+    "Config",
+    "Results",
+    "run",
+    "summarize",
+    "targets",
+    "plot",
+]
 
 NAME = "layout_search"
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated worlds)."""
+NA_REASONS: dict[str, str] = {}
+"""No metric of this experiment can be undefined."""
 
 
 class Config(NamedTuple):
@@ -114,6 +130,26 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+def _metric_labels(config: Config) -> dict[str, str]:
+    """Every metric of :func:`summarize` under ``config`` in words."""
+    labels = {}
+    for s in config.restarts:
+        for k in config.steps:
+            search = f"S = {s} restarts, K = {k} steps"
+            labels[f"gap_S{s}_K{k}"] = (
+                f"gap of hill climbing to the exact best layout, {search} (% of the layout-score "
+                "range)"
+            )
+            labels[f"exact_share_S{s}_K{k}"] = (
+                f"share of worlds where hill climbing finds the exact best layout, {search}"
+            )
+    return labels
+
+
+METRIC_LABELS: dict[str, str] = _metric_labels(Config())
+"""Every metric of :func:`summarize` in words (``quick()`` and ``full()`` share S and K)."""
+
+
 def _band(metric: str, centre: float, source: str) -> list[Target]:
     return [
         Target(
@@ -127,7 +163,11 @@ def _band(metric: str, centre: float, source: str) -> list[Target]:
     ]
 
 
-_SOURCE = "SCIENCE.md 7 target 7 (independent numpy check; D = 3, N = 8, alpha2 = 2)"
+_SOURCE = (
+    "Hill et al. (2017, KDD), hill climbing over D = 3 components of N = 8 variants; expected "
+    "gaps from an independent NumPy simulation of that search (alpha2 = 2) by this project's "
+    "authors, not a published number"
+)
 targets = [
     *_band("gap_S10_K5", 0.9, _SOURCE),
     *_band("gap_S5_K5", 3.0, _SOURCE),
@@ -140,7 +180,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     """Mean gap (percent, +- s.e. over seeds) against K, one line per S."""
     out_dir = Path(out_dir)
     gap = 100.0 * np.asarray(results.gap, np.float64).mean(-1)  # [seeds, S, K]
-    figure = Figure(figsize=(5.6, 3.8), layout="constrained")
+    figure = Figure(figsize=(7.2, 4.0), layout="constrained")
     axes = figure.subplots()
     for i, s in enumerate(config.restarts):
         axes.errorbar(
@@ -148,14 +188,14 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
             gap[:, i].mean(0),
             yerr=standard_error(gap[:, i]),
             capsize=3,
-            label=f"S={s}",
+            label=f"S = {s} restart{'s' if s > 1 else ''}",
         )
     axes.set(
         xlabel="K (single-component steps per restart)",
-        ylabel="gap to the exact maximum (% of range)",
+        ylabel="gap to the exact best layout (% of score range)",
         yscale="log",
-        title=f"{config.world.space.num_layouts} layouts, alpha2 = {config.world.alpha2:g}, "
-        f"{gap.shape[0]} x {config.num_worlds} worlds",
+        title=f"{config.world.space.num_layouts} layouts, interaction scale alpha2 = "
+        f"{config.world.alpha2:g}, {gap.shape[0]} seeds x {config.num_worlds:,} worlds (± s.e.)",
     )
     axes.legend()
     path = out_dir / "search_gap.png"
