@@ -1,6 +1,6 @@
 """Layout optimisation (Hill et al. 2017): MVT Thompson sampling vs the baselines, and a live test.
 
-Part 1, regret (SCIENCE §4.4, target 10). One world per seed
+Part 1, regret, in the simulation of Hill et al. (2017). One world per seed
 (:mod:`prime_science.sim.layout_world`: 3 components x 8 variants = 512 layouts, probit truth
 with pairwise interactions ``alpha2 = 2``, calibrated to the paper's histogram). For
 ``num_rounds`` rounds, ``batch_size`` requests arrive; every policy chooses a layout per request
@@ -17,7 +17,7 @@ the policy folds the round's batch into its posterior. Policies
 * ``nd_mab``: one Beta(1, 1) Thompson arm per layout;
 * ``uniform``: a uniformly random layout (an A/B/n test).
 
-Part 2, the live test (SCIENCE §4.5, target 11): a 48-layout message (2 x 2 x 3 x 2 x 2
+Part 2, Hill et al. (2017)'s live test, simulated: a 48-layout message (2 x 2 x 3 x 2 x 2
 variants), same truth family. Daily traffic is set so that a classical A/B/n test of all 48
 layouts would take ``ab_days`` (66) days: each layout needs the per-arm sample size of a
 two-sided two-proportion z-test that detects a relative lift ``ab_detectable_lift`` over the base
@@ -60,6 +60,10 @@ from prime_science.sim.layout_world import LayoutWorldConfig, make_layout_world
 __all__ = [
     "NAME",
     "POLICIES",
+    "POLICY_LABELS",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
     "LIVE_POLICIES",
     "Config",
     "Results",
@@ -78,6 +82,18 @@ POLICIES = ("mvt2", "mvt2_exact", "mvt1", "d_mabs", "nd_mab", "uniform")
 REQUIRED = ("mvt2", "mvt1", "d_mabs", "nd_mab", "uniform")
 """The policies the targets compare (always part of ``Config.policies``)."""
 LIVE_POLICIES = ("mvt2", "mvt1", "d_mabs", "nd_mab")
+POLICY_LABELS = {
+    "mvt2": "MVT2 (pairwise interactions, hill climbing)",
+    "mvt2_exact": "MVT2 (pairwise interactions, exact maximisation)",
+    "mvt1": "MVT1 (first-order only)",
+    "d_mabs": "D-MABs (one bandit per component)",
+    "nd_mab": "N^D-MAB (one arm per layout)",
+    "uniform": "uniform random layout (A/B/n test)",
+}
+"""Each policy in words, for the report and the plots."""
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated worlds)."""
+_CROSSING = ("mvt2", "mvt1", "d_mabs", "nd_mab")  # the policies whose 10%-crossing is reported
 
 
 class Config(NamedTuple):
@@ -304,7 +320,7 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
             metrics["late_regret_mvt2"] - metrics["late_regret_mvt2_exact"]
         )
     threshold = 0.1 * float(results.uniform_regret)
-    for name in ("mvt2", "mvt1", "d_mabs", "nd_mab"):
+    for name in _CROSSING:
         crossing = _crossing_round(regret[name], threshold, config.crossing_window)
         metrics[f"rounds_to_10pct_uniform_{name}"] = crossing
         metrics[f"reached_10pct_{name}"] = float(crossing <= config.num_rounds)
@@ -318,6 +334,75 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+_LATE = "regret per request over the last quarter of rounds"
+METRIC_LABELS: dict[str, str] = {
+    "uniform_expected_regret": "expected regret per request of a uniformly random layout "
+    "(conversions)",
+    "best_probability": "conversion probability of the best layout",
+    **{
+        f"regret_{name}": f"regret per request over the horizon, {label} (expected conversions)"
+        for name, label in POLICY_LABELS.items()
+    },
+    **{
+        f"late_regret_{name}": f"{_LATE}, {label} (expected conversions)"
+        for name, label in POLICY_LABELS.items()
+    },
+    "late_diff_mvt2_mvt1": f"{_LATE}, MVT2 minus MVT1 (expected conversions)",
+    "late_diff_mvt2_d_mabs": f"{_LATE}, MVT2 minus D-MABs (expected conversions)",
+    "regret_ratio_mvt2_nd_mab": "regret over the horizon, MVT2 over N^D-MAB (ratio)",
+    "share_rounds_mvt2_below_nd_mab": "share of rounds in which MVT2's regret is below N^D-MAB's",
+    "hill_climb_extra_late_regret": f"{_LATE}, MVT2 with hill climbing minus MVT2 with exact "
+    "maximisation (expected conversions)",
+    **{
+        f"rounds_to_10pct_uniform_{name}": "first round at which the moving average of regret "
+        f"falls below 10% of uniform allocation's, {POLICY_LABELS[name]} (horizon + 1: never)"
+        for name in _CROSSING
+    },
+    **{
+        f"reached_10pct_{name}": "regret fell below 10% of uniform allocation's within the "
+        f"horizon (1 = yes), {POLICY_LABELS[name]}"
+        for name in _CROSSING
+    },
+    **{
+        f"pooled_rounds_to_10pct_uniform_{name}": "first round at which the moving average of "
+        "the seed-mean regret falls below 10% of uniform allocation's, "
+        f"{POLICY_LABELS[name]} (horizon + 1: never)"
+        for name in _CROSSING
+    },
+    **{
+        f"pooled_reached_10pct_{name}": "seed-mean regret fell below 10% of uniform "
+        f"allocation's within the horizon (1 = yes), {POLICY_LABELS[name]}"
+        for name in _CROSSING
+    },
+    **{
+        f"pooled_late_ratio_mvt2_{name}": f"{_LATE}, seed means, MVT2 over "
+        f"{POLICY_LABELS[name]} (ratio)"
+        for name in _CROSSING[1:]
+    },
+    **{
+        f"live_lift_{name}": "live test: conversion of the recommended layout over the median "
+        f"layout's, minus 1, {POLICY_LABELS[name]}"
+        for name in LIVE_POLICIES
+    },
+    **{
+        f"live_late_regret_{name}": "live test: regret per request on the last day, "
+        f"{POLICY_LABELS[name]} (expected conversions)"
+        for name in LIVE_POLICIES
+    },
+    "live_best_lift": "live test: conversion of the best layout over the median layout's, "
+    "minus 1 (the ceiling)",
+    "live_impressions": "live test: impressions in the simulated week",
+}
+"""Every metric of :func:`summarize` and :func:`pooled` in words (for every policy; a config
+runs a subset)."""
+NA_REASONS: dict[str, str] = {
+    f"pooled_late_ratio_mvt2_{name}": f"infinite or undefined when {POLICY_LABELS[name]} has "
+    "zero late regret in every seed (it showed only the best layout)"
+    for name in _CROSSING[1:]
+}
+"""Why a metric can be undefined."""
+_HILL = "Hill et al. (2017, KDD): MVT Thompson sampling converges faster than the baselines"
+
 targets = [
     Target(
         "late_diff_mvt2_mvt1",
@@ -325,7 +410,7 @@ targets = [
         0.0,
         "directional: after warm-up (last quarter of rounds) MVT2 has less per-round regret "
         "than MVT1, which cannot represent the interactions (alpha2 = 2) and plateaus",
-        "SCIENCE.md 7 target 10; 4.4",
+        f"{_HILL}; MVT1's plateau follows from its missing interaction terms",
     ),
     Target(
         "late_diff_mvt2_d_mabs",
@@ -333,7 +418,7 @@ targets = [
         0.0,
         "directional: after warm-up MVT2 has less per-round regret than D-MABs (independent "
         "bandits per component, coordinate-wise optimum)",
-        "SCIENCE.md 7 target 10; 4.3",
+        f"{_HILL}; D-MABs is one of the paper's conventional baselines",
     ),
     Target(
         "regret_ratio_mvt2_nd_mab",
@@ -341,22 +426,22 @@ targets = [
         1.0,
         "directional: over the horizon MVT2 accumulates less regret than N^D-MAB (one arm "
         "per layout, no sharing)",
-        "SCIENCE.md 7 target 10",
+        f"{_HILL}; N^D-MAB is one of the paper's conventional baselines",
     ),
     Target(
         "share_rounds_mvt2_below_nd_mab",
         ">",
         0.5,
         "directional: MVT2's per-round regret is below N^D-MAB's for most of the horizon",
-        "SCIENCE.md 7 target 10",
+        f"{_HILL}; N^D-MAB is one of the paper's conventional baselines",
     ),
     Target(
         "pooled_reached_10pct_mvt2",
         ">=",
         1.0,
         "MVT2's per-round regret averaged over seeds (10-round moving average) falls below 10% "
-        "of uniform's within the horizon (the round: pooled_rounds_to_10pct_uniform_mvt2)",
-        "SCIENCE.md 7 target 10",
+        "of uniform allocation's within the horizon (the round is reported beside it)",
+        f"{_HILL}; the 10%-of-uniform crossing is this experiment's convergence measure",
     ),
     Target(
         "live_lift_mvt2",
@@ -364,7 +449,8 @@ targets = [
         0.21,
         "after one simulated week (traffic: a 48-layout A/B test would need 66 days) the "
         "layout MVT2 recommends converts at least 21% better than the median layout",
-        "SCIENCE.md 7 target 11; 4.5 (Hill et al. 2017 abstract: +21%)",
+        "Hill et al. (2017, KDD), abstract: +21% conversion over the median layout after one "
+        "week of online optimisation of a 48-layout message",
     ),
 ]
 
@@ -377,16 +463,23 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     rounds = np.arange(1, config.num_rounds + 1)
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    plot_mean_bands(axes, rounds, {n: np.asarray(r, np.float64) for n, r in results.regret.items()})
+    plot_mean_bands(
+        axes,
+        rounds,
+        {POLICY_LABELS[n]: np.asarray(r, np.float64) for n, r in results.regret.items()},
+    )
     axes.axhline(
-        0.1 * float(np.mean(results.uniform_regret)), color="k", ls=":", label="10% of uniform"
+        0.1 * float(np.mean(results.uniform_regret)),
+        color="k",
+        ls=":",
+        label="10% of uniform allocation's regret",
     )
     axes.set(
         xlabel=f"round ({config.batch_size} requests each)",
-        ylabel="regret per request",
+        ylabel="regret per request (expected conversions)",
         yscale="log",
         title=f"{design.layout_space(config.world.num_variants).num_layouts} layouts, "
-        f"alpha2 = {config.world.alpha2:g}, {seeds} seeds (± s.e.)",
+        f"interaction scale alpha2 = {config.world.alpha2:g}, {seeds} seeds (± s.e.)",
     )
     axes.legend(fontsize="small")
     regret_path = out_dir / "regret.png"
@@ -394,14 +487,15 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
 
     figure = Figure(figsize=(5.6, 3.8), layout="constrained")
     axes = figure.subplots()
-    names = [*results.live_lift, "best"]
+    names = [POLICY_LABELS[name].split(" (")[0] for name in results.live_lift] + ["best layout"]
     values = [np.asarray(lift) for lift in results.live_lift.values()]
     values.append(np.asarray(results.live_best_lift))
     axes.bar(names, [100 * v.mean() for v in values])
-    axes.axhline(21, color="k", ls=":", label="paper: +21%")
+    axes.axhline(21, color="k", ls=":", label="Hill et al. (2017): +21%")
     axes.set(
         ylabel="lift over the median layout (%)",
-        title=f"48 layouts, one week ({daily_traffic(config):,}/day), {seeds} seeds",
+        title=f"{config.live_world.space.num_layouts} layouts, {config.live_days} days of "
+        f"{daily_traffic(config):,} requests, {seeds} seeds",
     )
     axes.legend()
     live_path = out_dir / "live_lift.png"
@@ -420,7 +514,7 @@ def pooled(results: Results, config: Config) -> dict[str, float]:
     curves = {n: np.asarray(r, np.float64).mean(0) for n, r in results.regret.items()}
     late = slice(int(round(config.num_rounds * (1.0 - config.late_share))), None)
     metrics = {}
-    for name in ("mvt2", "mvt1", "d_mabs", "nd_mab"):
+    for name in _CROSSING:
         crossing = _crossing_round(curves[name], threshold, config.crossing_window)
         metrics[f"pooled_rounds_to_10pct_uniform_{name}"] = crossing
         metrics[f"pooled_reached_10pct_{name}"] = float(crossing <= config.num_rounds)
