@@ -23,7 +23,12 @@ Arms come and go. The state has a fixed capacity and an ``active`` mask; ``add_a
 slots to the prior and activates them (the cold-start path), ``retire_arms`` deactivates them.
 Inactive arms are never selected.
 
-Float32 note. Shapes are float32: counts are exact up to 2^24 (about 1.7e7) per arm. The
+Float32 note. Shapes are float32: counts are exact up to 2^24 (about 1.7e7) per arm, and the
+sampler draws from shapes in ``[SHAPE_MIN, SHAPE_MAX] = [1e-36, 1e38]``
+(:mod:`prime_science.core.random`). The boundary keeps every state it builds inside that range:
+priors outside it and weights that are not finite in float32, or that would push a count above
+``1e38``, are refused. A state built by hand with counts outside it (NaN, infinite, zero,
+negative or huge) still samples and returns: such arms are never selected, as if retired. The
 reported score ``sigmoid(logit)`` is a float32 probability and rounds to exactly 0 or 1 for
 shapes below about 0.1 in a visible share of draws; the ranking uses the logit and is exact.
 """
@@ -40,7 +45,7 @@ from jax.sharding import Mesh
 
 from prime_science.core import errors
 from prime_science.core import mesh as mesh_lib
-from prime_science.core.random import beta_top_k, default_block_size
+from prime_science.core.random import SHAPE_MAX, SHAPE_MIN, beta_top_k, default_block_size
 from prime_science.core.types import PRNGKey, Selection
 
 __all__ = ["BetaBernoulliState", "BetaBernoulliPolicy", "beta_bernoulli"]
@@ -77,8 +82,10 @@ def _check_prior(name: str, value: Any) -> np.ndarray:
         errors.fail(name, "a real number or a 1-D array of them", f"dtype {array.dtype}")
     if array.ndim > 1:
         errors.fail(name, "a scalar or a 1-D per-arm array", f"shape {array.shape}")
-    if not np.all(np.isfinite(array)) or np.any(array <= 0):
-        errors.fail(name, "finite values > 0", f"min {np.min(array)}")
+    inside = (array >= SHAPE_MIN) & (array <= SHAPE_MAX)  # False for NaN
+    if not np.all(inside):
+        expected = f"finite values > 0 in the sampler's range [{SHAPE_MIN:g}, {SHAPE_MAX:g}]"
+        errors.fail(name, expected, f"{np.atleast_1d(array)[~np.atleast_1d(inside)][:5].tolist()}")
     return array.astype(np.float32)
 
 
@@ -98,6 +105,22 @@ def _check_arm_ids(name: str, arm_ids: Any, state: BetaBernoulliState) -> None:
             errors.fail(name, f"arm ids in [0, {capacity})", f"{ids[bad][:5].tolist()}")
 
 
+def _check_counts(name: str, state: BetaBernoulliState, arms: Any, gain: np.ndarray) -> None:
+    """Refuse an update that would push an arm's alpha or beta above ``SHAPE_MAX``; ``gain``
+    holds the per-entry ``(w r, w (1 - r))`` in float64, summed per arm here."""
+    touched, slot = np.unique(np.asarray(arms), return_inverse=True)
+    for column, field in enumerate(("alpha", "beta")):
+        added = np.bincount(slot, gain[:, column], minlength=touched.size)
+        counts = np.asarray(getattr(state, field))[touched].astype(np.float64) + added
+        over = counts > SHAPE_MAX
+        if over.any():
+            errors.fail(
+                name,
+                f"weights that keep every alpha and beta <= {SHAPE_MAX:g} (the float32 range)",
+                f"{field} of arms {touched[over][:5].tolist()} at {counts[over][:5].tolist()}",
+            )
+
+
 def beta_bernoulli(
     prior_alpha: Any = 1.0,
     prior_beta: Any = 1.0,
@@ -108,8 +131,8 @@ def beta_bernoulli(
     """Beta–Bernoulli Thompson sampling.
 
     Args:
-      prior_alpha, prior_beta: the Beta prior, a positive scalar or a ``float[num_arms]``
-        array (then ``init`` needs ``num_arms`` equal to its length).
+      prior_alpha, prior_beta: the Beta prior, a scalar or a ``float[num_arms]`` array (then
+        ``init`` needs ``num_arms`` equal to its length), with values in ``[1e-36, 1e38]``.
       approximate: draw with the Wilson–Hilferty approximation instead of the exact sampler.
       mesh: a 1-D ``"arms"`` mesh (:func:`prime_science.core.mesh.arm_mesh`). With a mesh,
         ``init`` shards the state over it and ``sample`` merges per-device top-k; results are
@@ -184,8 +207,11 @@ def beta_bernoulli(
         """One posterior draw per arm; the top-``k`` active arms, best first.
 
         ``k`` is static (pass it with ``static_argnums`` under ``jit``). Empty slots (fewer
-        than ``k`` active arms) have arm ``-1`` and score ``-inf``.
+        than ``k`` active arms) have arm ``-1`` and score ``-inf``; arms whose counts lie
+        outside ``[1e-36, 1e38]`` (a state built by hand) are never selected. ``key`` must be a
+        single PRNG key (``jax.random.key`` or a legacy ``uint32[2]`` key).
         """
+        errors.check_key("key", key)
         check_k(state, k)
         return draw_one(key, state, int(k))
 
@@ -209,6 +235,7 @@ def beta_bernoulli(
         """``num_requests`` independent draws from one state: a ``Selection`` with a leading
         request axis (``arms: int32[num_requests, k]``); request ``j`` uses the ``j``-th key
         of ``jax.random.split(key, num_requests)``."""
+        errors.check_key("key", key)
         check_k(state, k)
         if not isinstance(num_requests, int | np.integer) or num_requests < 1:
             errors.fail("num_requests", "a positive integer", repr(num_requests))
@@ -225,7 +252,9 @@ def beta_bernoulli(
         ``alpha[i] += sum w r``, ``beta[i] += sum w (1 - r)`` over the batch entries of arm
         ``i``. Raises ``InvalidArgumentError`` (state untouched) for: arm ids that are not
         integers, out of range or retired; rewards that are NaN or outside [0, 1]; weights
-        that are negative or not finite; mismatched lengths.
+        that are negative or not finite in float32 (above ``3.4e38``); an update that would
+        push a count above ``1e38`` (named ``weights``, or ``arms`` without weights);
+        mismatched lengths.
         """
         _check_arm_ids("arms", arms, state)
         errors.check_rank("rewards", rewards, 1)
@@ -235,20 +264,24 @@ def beta_bernoulli(
             errors.check_rank("weights", weights, 1)
             errors.check_dtype_kind("weights", weights, "biuf", "real-valued weights")
             errors.check_same_length(("arms", "weights"), arms, weights)
-        if _as_concrete(arms, rewards, weights, state.active):
+        if _as_concrete(arms, rewards, weights, state.active, state.alpha, state.beta):
             r = np.asarray(rewards, dtype=np.float64)
             if not np.all((r >= 0) & (r <= 1)):  # NaN fails both comparisons
                 bad = r[~((r >= 0) & (r <= 1))]
                 errors.fail("rewards", "values in [0, 1] (no NaN)", f"{bad[:5].tolist()}")
+            w = np.ones_like(r)
             if weights is not None:
                 w = np.asarray(weights, dtype=np.float64)
-                if not np.all(np.isfinite(w) & (w >= 0)):
-                    bad = w[~(np.isfinite(w) & (w >= 0))]
-                    errors.fail("weights", "finite values >= 0", f"{bad[:5].tolist()}")
+                good = np.isfinite(w) & (w >= 0) & (w <= np.finfo(np.float32).max)
+                if not np.all(good):
+                    expected = "finite values >= 0 (float32: at most 3.4e38)"
+                    errors.fail("weights", expected, f"{w[~good][:5].tolist()}")
             retired = ~np.asarray(state.active)[np.asarray(arms)]
             if retired.any():
                 ids = np.asarray(arms)[retired][:5].tolist()
                 errors.fail("arms", "active arms (retired arms take no feedback)", f"{ids}")
+            gain = np.stack([w * r, w * (1.0 - r)], axis=1)
+            _check_counts("arms" if weights is None else "weights", state, arms, gain)
         r = jnp.asarray(rewards, jnp.float32)
         w = jnp.ones_like(r) if weights is None else jnp.asarray(weights, jnp.float32)
         arms = jnp.asarray(arms)

@@ -7,7 +7,8 @@ positive counts that impression twice. This module keeps the facts in one place,
 impression id, and derives training data from them.
 
 Times are float32 hours throughout (shown, label and ``now``); float32 resolves about
-``1e-7 * t``, i.e. about 4 s at one year.
+``1e-7 * t``, i.e. about 4 s at one year. Times and scalars must be finite in float32
+(``|t| <= 3.4e38``): ``1e39`` would be stored as ``inf``, which means "no label yet".
 
 **Ledger.** :class:`LedgerState` holds a fixed number of slots. Impression ``i`` lives in
 slot ``i mod capacity``; a slot is free or holds one live impression, and the slot's
@@ -112,6 +113,7 @@ __all__ = [
 ]
 
 _MAX_ID = np.iinfo(np.int32).max
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ----------------------------------------------------------------------------- ledger
@@ -225,19 +227,40 @@ def _check_times(name: str, values: Any) -> None:
     errors.check_dtype_kind(name, values, "iuf", "real-valued times (hours)")
     if _concrete(values):
         array = np.asarray(values, np.float64)
-        bad = ~np.isfinite(array)
+        bad = ~(np.abs(array) <= _FLOAT32_MAX)  # NaN, inf, or inf once in float32
         if bad.any():
-            errors.fail(name, "finite times (no NaN or inf)", f"{array[bad][:5].tolist()}")
+            expected = "finite times (no NaN or inf; |t| <= 3.4e38, float32)"
+            errors.fail(name, expected, f"{array[bad][:5].tolist()}")
 
 
 def _check_scalar(name: str, value: Any, *, positive: bool = False, allow_inf: bool = False):
-    if np.ndim(value) != 0:
-        errors.fail(name, "a scalar", f"shape {np.shape(value)}")
+    """A real scalar; when concrete, not NaN, finite in float32 (or exactly ``inf`` with
+    ``allow_inf``) and, with ``positive``, > 0."""
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    if np.ndim(value) != 0 or np.dtype(dtype).kind not in "iuf":
+        errors.fail(name, "a real number (a scalar)", f"{type(value).__name__} {value!r}")
     if _concrete(value):
         x = float(np.asarray(value))
-        if np.isnan(x) or (np.isinf(x) and not allow_inf) or (positive and x <= 0):
+        too_big = np.isfinite(x) and abs(x) > _FLOAT32_MAX
+        if np.isnan(x) or (np.isinf(x) and not allow_inf) or (positive and x <= 0) or too_big:
             what = ("a number" if allow_inf else "a finite number") + (" > 0" if positive else "")
-            errors.fail(name, what, repr(x))
+            errors.fail(name, f"{what} (finite ones at most 3.4e38, float32)", repr(x))
+
+
+def _check_finite(name: str, values: Any, upper: float = np.inf) -> None:
+    """Real values; when concrete, finite (no NaN) and at most ``upper``."""
+    errors.check_dtype_kind(name, values, "biuf", "real values")
+    if _concrete(values):
+        array = np.asarray(values, np.float64)
+        bad = ~(np.isfinite(array) & (array <= upper))
+        if bad.any():
+            what = "finite values (no NaN)" + (f" <= {upper:.4g}" if np.isfinite(upper) else "")
+            errors.fail(name, what, f"{np.atleast_1d(array)[np.atleast_1d(bad)][:5].tolist()}")
+
+
+def _check_ledger(state: Any) -> None:
+    if not isinstance(state, LedgerState):
+        errors.fail("state", "a LedgerState (from ledger_init)", type(state).__name__)
 
 
 def _check_capacity(capacity: Any) -> None:
@@ -319,6 +342,7 @@ def record_impressions(
     impressions or raise ``capacity``). Under ``jit`` such impressions are dropped and
     counted in ``info.num_dropped_impressions``.
     """
+    _check_ledger(state)
     for name, values in (
         ("impression_ids", impression_ids),
         ("items", items),
@@ -397,6 +421,7 @@ def record_labels(state: LedgerState, impression_ids: jax.Array, times: jax.Arra
     impression's (negative delay). Under ``jit`` unknown ids are dropped and counted in
     ``info.num_dropped_labels``; negative delays are not checked.
     """
+    _check_ledger(state)
     _check_ids("impression_ids", impression_ids)
     _check_times("times", times)
     errors.check_same_length(("impression_ids", "times"), impression_ids, times)
@@ -424,6 +449,7 @@ def record_labels(state: LedgerState, impression_ids: jax.Array, times: jax.Arra
 
 def contains(state: LedgerState, impression_ids: jax.Array) -> jax.Array:
     """``bool[n]``: which ids are live impressions of the ledger (labels may be recorded)."""
+    _check_ledger(state)
     _check_ids("impression_ids", impression_ids)
     num = np.shape(impression_ids)[0]
     return _contains(state, *_padded(num, _as(impression_ids, np.int32)))[:num]
@@ -462,6 +488,7 @@ def expire(state: LedgerState, now: Any, window: Any) -> tuple[LedgerState, Ledg
       live slots are exactly the impressions just expired (its ``info`` is the one before
       expiry). Apply a strategy to ``expired`` at the same ``now`` to get their final rows.
     """
+    _check_ledger(state)
     _check_scalar("now", now)
     _check_scalar("window", window, positive=True, allow_inf=True)
     return _expire(state, jnp.asarray(now, jnp.float32), jnp.asarray(window, jnp.float32))
@@ -472,6 +499,7 @@ def ledger_view(
 ) -> LedgerView:
     """The ledger at time ``now`` with attribution ``window`` (``matured_after``: default
     ``window``). See :class:`LedgerView`; labels with ``label_at > now`` are not yet seen."""
+    _check_ledger(state)
     _check_scalar("now", now)
     _check_scalar("window", window, positive=True, allow_inf=True)
     matured_after = window if matured_after is None else matured_after
@@ -525,6 +553,7 @@ def wait_for_matured(state: LedgerState, now: Any, matured_after: Any) -> Traini
     Unbiased for ``P(D <= m) p`` (the rate scaled by ``F(m)``); nothing younger than ``m``
     is used. With ``m <= window`` the rows of :func:`expire`'s ``expired`` ledger are final.
     """
+    _check_ledger(state)
     _check_scalar("now", now)
     _check_scalar("matured_after", matured_after, positive=True)
     return _matured_rows(
@@ -549,6 +578,7 @@ def naive(state: LedgerState, now: Any, window: Any = jnp.inf) -> TrainingBatch:
     expected label of an impression with elapsed ``e`` is ``p F(e)`` (bias ``1 - F(e)``).
     ``naive(state, t, window=m)`` is the windowed OTF label of Vernade et al. 2020.
     """
+    _check_ledger(state)
     _check_scalar("now", now)
     _check_scalar("window", window, positive=True, allow_inf=True)
     return _observed_rows(state, jnp.asarray(now, jnp.float32), jnp.asarray(window, jnp.float32))
@@ -579,6 +609,13 @@ def _check_dfm_data(labels: Any, times: Any) -> None:
             errors.fail("times", "finite delays / elapsed times >= 0", f"{t[bad][:5].tolist()}")
 
 
+def _check_dfm_params(dtype: Any, **values: Any) -> None:
+    """Finite parameters; a ``*log_rate`` also with ``exp`` finite in ``dtype``."""
+    largest_log = float(np.log(jnp.finfo(dtype).max))
+    for name, value in values.items():
+        _check_finite(name, value, largest_log if name.endswith("log_rate") else np.inf)
+
+
 def dfm_log_likelihood(
     logit_p: jax.Array, log_rate: jax.Array, labels: jax.Array, times: jax.Array
 ) -> jax.Array:
@@ -594,9 +631,14 @@ def dfm_log_likelihood(
     ``logaddexp(log(1 - p), log p - lambda t)`` beyond (where ``log1p`` would cancel), so
     both stay accurate from ``lambda t -> 0`` to ``lambda t -> inf`` and ``|logit_p|`` large.
     Gradients are finite everywhere (both branches are evaluated on safe inputs).
+
+    Raises ``InvalidArgumentError`` (concrete inputs) for labels other than 0/1, times that
+    are not finite and >= 0, a NaN or infinite ``logit_p``, and a ``log_rate`` that is not
+    finite or whose ``exp`` overflows the dtype (``> 88.7`` in float32).
     """
     _check_dfm_data(labels, times)
     dtype = jnp.result_type(float, logit_p, log_rate, times)
+    _check_dfm_params(dtype, logit_p=logit_p, log_rate=log_rate)
     logit_p, log_rate, times = (jnp.asarray(x, dtype) for x in (logit_p, log_rate, times))
     converted = jnp.asarray(labels) > 0.5
     rate = jnp.exp(log_rate)
@@ -621,10 +663,12 @@ def dfm_conversion_probability(
     ``p e^{-lambda t} / (1 - p + p e^{-lambda t}) = sigmoid(logit_p - lambda t)``.
 
     The E-step of EM for the DFM: as fractional labels it lets any Bernoulli model learn the
-    eventual conversion rate from :func:`censored` rows.
+    eventual conversion rate from :func:`censored` rows. Checks as
+    :func:`dfm_log_likelihood`.
     """
     _check_dfm_data(labels, times)
     dtype = jnp.result_type(float, logit_p, log_rate, times)
+    _check_dfm_params(dtype, logit_p=logit_p, log_rate=log_rate)
     logit_p, log_rate, times = (jnp.asarray(x, dtype) for x in (logit_p, log_rate, times))
     waiting = jax.nn.sigmoid(logit_p - jnp.exp(log_rate) * times)
     return jnp.where(jnp.asarray(labels) > 0.5, jnp.ones_like(waiting), waiting)
@@ -661,8 +705,14 @@ def dfm_probit_log_ratio(
     the rate of the previous look as ``previous_log_rate`` (default ``log_rate``): the
     denominator is then the factor that look left, and the product still telescopes. Used
     with :func:`prime_science.bandits.probit.adf_factor_update` (``u = s / beta``).
-    Broadcasts; ``before <= now``.
+    Broadcasts; ``before <= now``. Raises ``InvalidArgumentError`` (concrete inputs) for a NaN
+    or infinite ``u``, ``before`` or ``now``, and log rates as in :func:`dfm_log_likelihood`.
     """
+    dtype = jnp.result_type(float, u, log_rate, before, now)
+    rates = {"log_rate": log_rate}
+    if previous_log_rate is not None:
+        rates["previous_log_rate"] = previous_log_rate
+    _check_dfm_params(dtype, u=u, before=before, now=now, **rates)
     if _concrete(before, now):
         earlier, later = np.asarray(before, np.float64), np.asarray(now, np.float64)
         if not np.all((earlier >= 0) & (later >= earlier)):
@@ -770,6 +820,11 @@ def fit_dfm(
 
     Returns:
       ``(DfmParams, SolverInfo)``; float32 unless the inputs are float64 under x64.
+
+    Raises ``InvalidArgumentError`` for bad shapes or values (above), and for no data: no
+    rows (named ``labels``) or, with concrete weights, a total weight of 0 (named
+    ``weights``); there is nothing to fit, and the optimiser would report convergence at its
+    starting point.
     """
     if not isinstance(num_groups, int | np.integer) or num_groups < 1:
         errors.fail("num_groups", "a positive integer", repr(num_groups))
@@ -781,6 +836,8 @@ def fit_dfm(
     errors.check_dtype_kind("groups", groups, "iu", "integer group ids")
     errors.check_same_length(("labels", "times"), labels, times)
     errors.check_same_length(("labels", "groups"), labels, groups)
+    if np.shape(labels)[0] == 0:
+        errors.fail("labels", "at least one observation to fit", "no rows")
     _check_dfm_data(labels, times)
     _check_scalar("l2", l2)
     if _concrete(l2) and float(l2) < 0:
@@ -799,8 +856,11 @@ def fit_dfm(
         errors.check_same_length(("labels", "weights"), labels, weights)
         if _concrete(weights):
             w = np.asarray(weights, np.float64)
-            if not np.all(np.isfinite(w) & (w >= 0)):
-                errors.fail("weights", "finite values >= 0", f"{w[~(w >= 0)][:5].tolist()}")
+            good = np.isfinite(w) & (w >= 0) & (w <= _FLOAT32_MAX)
+            if not np.all(good):
+                errors.fail("weights", "finite values >= 0", f"{w[~good][:5].tolist()}")
+            if not w.sum() > 0:
+                errors.fail("weights", "a positive total weight (some data to fit)", "all 0")
     prior_mean, prior_precision = 0.0, 0.0
     if log_rate_prior is not None:
         if len(log_rate_prior) != 2 or not float(log_rate_prior[1]) > 0:
@@ -862,11 +922,42 @@ def otf_statistics(
 
 
 def otf_estimate(gram: jax.Array, moment: jax.Array) -> jax.Array:
-    """``theta_hat = V^-1 b`` by Cholesky (``V`` symmetric positive definite)."""
+    """``theta_hat = V^-1 b`` by Cholesky when ``V`` (symmetric, read from its lower triangle)
+    is positive definite, as it is with ``regularization > 0``.
+
+    Singular fallback: when the Cholesky factorisation fails (``V`` only positive
+    semi-definite, e.g. ``regularization = 0`` with fewer independent rows than features, or
+    not positive definite at all), the result is ``V^+ b`` (``jnp.linalg.pinv``: singular
+    values below ``10 d eps`` of the largest count as 0), the minimum-norm least-squares
+    solution of ``V theta = b``; for a consistent singular system it solves it exactly, with
+    no component in the null space of ``V``. Raises ``InvalidArgumentError`` for a ``gram``
+    that is not ``[d, d]``, a ``moment`` that is not ``[d]``, and (concrete inputs) NaN or
+    infinite entries.
+    """
     errors.check_rank("gram", gram, 2)
     errors.check_rank("moment", moment, 1)
-    factor = jax.scipy.linalg.cho_factor(gram)
-    return jax.scipy.linalg.cho_solve(factor, moment)
+    rows, columns = np.shape(gram)
+    if rows != columns:
+        errors.fail("gram", "a square [d, d] matrix", f"shape {np.shape(gram)}")
+    if np.shape(moment)[0] != rows:
+        errors.fail("moment", f"a vector of length {rows} like gram", f"shape {np.shape(moment)}")
+    _check_finite("gram", gram)
+    _check_finite("moment", moment)
+    return _otf_solve(gram, moment)
+
+
+@jax.jit
+def _otf_solve(gram, moment):
+    dtype = jnp.result_type(float, gram, moment)
+    gram, moment = jnp.asarray(gram, dtype), jnp.asarray(moment, dtype)
+    factor, lower = jax.scipy.linalg.cho_factor(gram, lower=True)
+    solution = jax.scipy.linalg.cho_solve((factor, lower), moment)
+    positive_definite = jnp.all(jnp.diagonal(factor) > 0) & jnp.all(jnp.isfinite(solution))
+    return jax.lax.cond(
+        positive_definite,
+        lambda: solution,
+        lambda: jnp.linalg.pinv(gram, hermitian=True) @ moment,
+    )
 
 
 # -------------------------------------------------------------------- delay distributions
@@ -1007,7 +1098,11 @@ def _sample_delays(key, params, num):
 
 
 def sample_delays(key: PRNGKey, params: DelayDistribution, n: int) -> jax.Array:
-    """``float32[n]`` delays (hours) by inverse CDF of the chosen truncated component."""
+    """``float32[n]`` delays (hours) by inverse CDF of the chosen truncated component.
+    ``key``: one PRNG key; ``params``: a :class:`DelayDistribution`."""
+    errors.check_key("key", key)
+    if not isinstance(params, DelayDistribution):
+        errors.fail("params", "a DelayDistribution", type(params).__name__)
     if not isinstance(n, int | np.integer) or n < 1:
         errors.fail("n", "a positive integer", repr(n))
     return _sample_delays(key, params, int(n))

@@ -216,15 +216,17 @@ def categorical(name: str, vocabulary_size: int) -> Block:
 def bucketized(name: str, boundaries: Sequence[float]) -> Block:
     """A real value bucketed by ``searchsorted(boundaries, v, side="right")``.
 
-    ``boundaries`` are finite and strictly increasing; ``len(boundaries) + 1`` buckets.
+    ``boundaries`` are finite in float32 (``|b| <= 3.4e38``: the comparison runs in float32
+    unless the values are float64 under x64) and strictly increasing; ``len(boundaries) + 1``
+    buckets.
     """
     _check_name(name)
     array = np.asarray(boundaries)
     if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iuf":
         fail("boundaries", "a non-empty 1-D sequence of real numbers", repr(boundaries))
     array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)) or np.any(np.diff(array) <= 0):
-        fail("boundaries", "finite, strictly increasing values", array.tolist())
+    if not np.all(np.abs(array) <= np.finfo(np.float32).max) or np.any(np.diff(array) <= 0):
+        fail("boundaries", "finite, strictly increasing values (float32 range)", array.tolist())
     return Block(name, _BUCKETIZED, num_values=array.size + 1, boundaries=tuple(array.tolist()))
 
 
@@ -446,10 +448,26 @@ def encode(
 def dense_features(spec: FeatureSpec, feature_ids: jax.Array) -> jax.Array:
     """The dense design ``x: float32[n, spec.num_features]``, ``x[i, f] = 1`` iff ``f`` is in
     ``feature_ids[i]`` (padding ignored), for models that need ``x`` itself (LinUCB) and for
-    checks. Memory is ``O(n M)``: use the ids for anything large."""
+    checks. Memory is ``O(n M)``: use the ids for anything large.
+
+    Raises ``InvalidArgumentError`` for a ``spec`` that is not a :class:`FeatureSpec`, and
+    ``feature_ids`` that are not an integer ``[n, spec.num_active]`` array or (concrete) hold
+    ids outside ``[-1, spec.num_features)``.
+    """
+    if not isinstance(spec, FeatureSpec):
+        fail("spec", "a FeatureSpec (from feature_spec)", type(spec).__name__)
     if np.ndim(feature_ids) != 2 or np.shape(feature_ids)[1] != spec.num_active:
         got = f"shape {np.shape(feature_ids)}"
         fail("feature_ids", f"an array of shape [n, {spec.num_active}] from encode", got)
+    dtype = feature_ids.dtype if hasattr(feature_ids, "dtype") else np.asarray(feature_ids).dtype
+    if np.dtype(dtype).kind not in "iu":
+        fail("feature_ids", "integer feature ids", f"dtype {dtype}")
+    if is_concrete(feature_ids):
+        ids = np.asarray(feature_ids)
+        bad = (ids < -1) | (ids >= spec.num_features)
+        if bad.any():
+            expected = f"ids in [0, {spec.num_features}) or -1 (padding)"
+            fail("feature_ids", expected, f"{ids[bad][:5].tolist()}")
     ids = jnp.asarray(feature_ids)
     rows = jnp.arange(ids.shape[0])[:, None]
     columns = jnp.where(ids >= 0, ids, spec.num_features)

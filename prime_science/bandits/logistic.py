@@ -66,8 +66,11 @@ from prime_science.bandits.probit import (
     EXPLORATIONS,
     _check_candidates,
     _check_feature_ids,
+    _check_finite_update,
+    _check_in_dtype,
     _check_prior,
     _check_scalar,
+    _check_state_values,
     _projected_variance,
     linear_scores,
     materialise,
@@ -236,10 +239,14 @@ def logistic_laplace(
     precision_shape = (num_features, num_features) if full else (num_features,)
 
     def init(dtype: Any = jnp.float32) -> LogisticState:
-        """Every weight at its prior, in ``dtype`` (float32 by default)."""
+        """Every weight at its prior, in ``dtype`` (float32 by default). Raises
+        ``InvalidArgumentError`` when the prior mean or precision ``1 / prior_variance`` is not
+        representable in ``dtype`` (e.g. a float32 mean of ``1e39`` or variance of ``1e-39``)."""
         if not jnp.issubdtype(dtype, jnp.floating):
             errors.fail("dtype", "a floating dtype", repr(dtype))
+        _check_in_dtype("prior_mean", mean0, dtype, positive=False)
         precision0 = np.broadcast_to(1.0 / variance0, (num_features,))
+        _check_in_dtype("prior_variance", precision0, dtype, True, label="1 / prior_variance")
         return LogisticState(
             mean=jnp.broadcast_to(jnp.asarray(mean0, dtype), (num_features,)),
             precision=jnp.asarray(np.diag(precision0) if full else precision0, dtype),
@@ -312,8 +319,11 @@ def logistic_laplace(
           The new posterior, same tree, shapes and dtypes. Raises ``InvalidArgumentError``
           (nothing computed) for: a wrong state; ids that are not an integer ``[n, K]`` array
           or out of ``[-1, num_features)``; clicks that are not 1-D, not real, NaN or outside
-          ``{0, 1}``; weights that are not 1-D, not real, negative or not finite; ``n``
-          mismatched.
+          ``{0, 1}``; weights that are not 1-D, not real, negative or not finite in the
+          state's dtype (``1e39`` in float32); ``n`` mismatched; (concrete states) a non-finite
+          mean or precision, or a precision (diagonal) that is not > 0; and, after the update
+          (eager calls only), a result that is not finite (named ``state``: e.g. weights so
+          large that the Newton system overflows).
         """
         check_state(state)
         _check_feature_ids("feature_ids", feature_ids, num_features)
@@ -333,10 +343,18 @@ def logistic_laplace(
             errors.check_same_length(("feature_ids", "weights"), feature_ids, weights)
             if errors.is_concrete(weights):
                 values = np.asarray(weights, dtype=np.float64)
-                bad = ~(np.isfinite(values) & (values >= 0))
+                largest = float(jnp.finfo(state.mean.dtype).max)
+                bad = ~(np.isfinite(values) & (values >= 0) & (values <= largest))
                 if bad.any():
-                    errors.fail("weights", "finite values >= 0", f"{values[bad][:5].tolist()}")
-        return update_core(state, feature_ids, clicks, weights)
+                    expected = f"finite values >= 0 (at most {largest:g} in {state.mean.dtype})"
+                    errors.fail("weights", expected, f"{values[bad][:5].tolist()}")
+        concrete = all(errors.is_concrete(x) for x in (*state, feature_ids, clicks, weights))
+        if concrete:
+            _check_state_values(state, "precision")
+        new_state = update_core(state, feature_ids, clicks, weights)
+        if concrete:
+            _check_finite_update(new_state, "smaller event weights or prior precisions")
+        return new_state
 
     def spread(state, ids, cholesky):
         """``x^T Q^-1 x`` of every row of ``ids`` (``cholesky``: ``L`` of ``Q``, full only)."""

@@ -331,7 +331,8 @@ def selection_entry_points(check_sample, sample_core, sample_batch_core) -> tupl
         """The top ``k`` of ``N`` candidates for one request, best first.
 
         Args:
-          key: drives the posterior draw / tie-breaking / exploration.
+          key: one PRNG key (``jax.random.key`` or legacy ``uint32[2]``); drives the posterior
+            draw / tie-breaking / exploration.
           state: the posterior.
           candidate_ids: ``int[N, K]`` active ids of each candidate, ``-1`` = padding.
           k: how many to return, ``1 <= k <= N``; static under ``jit``.
@@ -340,6 +341,7 @@ def selection_entry_points(check_sample, sample_core, sample_batch_core) -> tupl
           ``Selection(arms=int32[k] candidate rows, scores=float[k])``; the scores are what was
           ranked (sampled linear scores, posterior-mean scores, or upper bounds).
         """
+        errors.check_key("key", key)
         check_sample(state, candidate_ids, k)
         return sample_core(key, state, candidate_ids, int(k))
 
@@ -353,6 +355,7 @@ def selection_entry_points(check_sample, sample_core, sample_batch_core) -> tupl
         """``num_requests`` independent requests over the same candidates: a ``Selection``
         with a leading request axis (``arms: int32[num_requests, k]``); request ``j`` equals
         ``sample(jax.random.split(key, num_requests)[j], ...)``."""
+        errors.check_key("key", key)
         check_sample(state, candidate_ids, k)
         if isinstance(num_requests, bool) or not isinstance(num_requests, int | np.integer):
             errors.fail("num_requests", "a positive integer", repr(num_requests))
@@ -432,6 +435,55 @@ def _check_state(state: Any, num_features: int) -> None:
         errors.fail("state.variance", f"dtype {state.mean.dtype}", f"{state.variance.dtype}")
 
 
+def _check_in_dtype(
+    name: str, values: Any, dtype: Any, positive: bool, label: str = "values"
+) -> None:
+    """``values`` (finite float64, derived from argument ``name`` as ``label`` says) that stay
+    finite once cast to ``dtype``, and with ``positive`` at least its smallest normal number
+    (a float32 variance of ``1e-40`` would be subnormal, ``1e-46`` zero)."""
+    info = jnp.finfo(jax.dtypes.canonicalize_dtype(dtype))
+    array = np.atleast_1d(np.asarray(values, np.float64))
+    low = float(info.tiny) if positive else -float(info.max)
+    bad = (array < low) | (array > float(info.max))
+    if bad.any():
+        expected = f"{label} in [{low:g}, {float(info.max):g}] (representable in {info.dtype})"
+        errors.fail(name, expected, f"{array[bad][:5].tolist()}")
+
+
+def _check_state_values(state: Any, field: str) -> None:
+    """Values (concrete states only): ``state.mean`` finite and ``state.<field>`` finite with
+    a vector (or the diagonal of a matrix) > 0, as in every state the policies build."""
+    mean, spread = np.asarray(state.mean), np.asarray(getattr(state, field))
+    if not np.all(np.isfinite(mean)):
+        errors.fail("state.mean", "finite values", f"{mean[~np.isfinite(mean)][:5].tolist()}")
+    if spread.ndim == 2:
+        good = np.isfinite(spread).all(axis=1) & (np.diagonal(spread) > 0)
+        what = "finite values with a diagonal > 0"
+    else:
+        good = np.isfinite(spread) & (spread > 0)
+        what = "finite values > 0"
+    if not good.all():
+        errors.fail(f"state.{field}", what, f"bad rows {np.flatnonzero(~good)[:5].tolist()}")
+
+
+def _check_finite_update(new_state: Any, remedy: str) -> None:
+    """After an eager update: every value still finite, or a named error (the caller's state
+    is untouched: states are immutable). Extreme but representable posteriors (say means of
+    ``1e30`` with variances of ``1e-30``) can overflow the dtype inside the update; the message
+    suggests ``remedy``."""
+    bad = ~jnp.isfinite(new_state.mean)
+    for leaf in new_state[1:]:
+        leaf_bad = ~jnp.isfinite(leaf)
+        bad = bad | (jnp.any(leaf_bad, axis=1) if leaf.ndim == 2 else leaf_bad)
+    if bool(jnp.any(bad)):
+        errors.fail(
+            "state",
+            f"a posterior whose update by these events stays finite in {new_state.mean.dtype} "
+            f"({remedy}, or float64 under x64)",
+            f"non-finite values at features {np.flatnonzero(np.asarray(bad))[:5].tolist()}",
+        )
+
+
 def probit_adf(
     num_features: int,
     *,
@@ -485,9 +537,14 @@ def probit_adf(
         errors.fail("mesh", "None unless exploration='thompson'", f"a mesh with {exploration!r}")
 
     def init(dtype: Any = jnp.float32) -> ProbitState:
-        """Every weight at its prior, in ``dtype`` (float32 by default)."""
+        """Every weight at its prior, in ``dtype`` (float32 by default). Raises
+        ``InvalidArgumentError`` when the prior or ``noise ** 2`` is not representable in
+        ``dtype`` (e.g. a float32 variance of ``1e39`` or ``1e-40``)."""
         if not jnp.issubdtype(dtype, jnp.floating):
             errors.fail("dtype", "a floating dtype", repr(dtype))
+        _check_in_dtype("prior_mean", mean0, dtype, positive=False)
+        _check_in_dtype("prior_variance", variance0, dtype, positive=True)
+        _check_in_dtype("noise", beta**2, dtype, positive=True, label="noise ** 2")
         shape = (num_features,)
         return ProbitState(
             mean=jnp.broadcast_to(jnp.asarray(mean0, dtype), shape),
@@ -547,7 +604,9 @@ def probit_adf(
           The new posterior, same shapes and dtypes; forgetting (if any) applied after the
           batch. Raises ``InvalidArgumentError`` (nothing computed) for: a wrong state, ids that
           are not an integer ``[n, K]`` array or out of ``[-1, num_features)``; clicks that are
-          not 1-D, not real, NaN or outside ``{0, 1}``; ``n`` mismatched.
+          not 1-D, not real, NaN or outside ``{0, 1}``; ``n`` mismatched; (concrete states)
+          a non-finite mean or a variance that is not finite and > 0; and, after the update
+          (eager calls only), a result that overflowed the dtype (named ``state``).
         """
         _check_state(state, num_features)
         _check_feature_ids("feature_ids", feature_ids, num_features)
@@ -559,7 +618,13 @@ def probit_adf(
             bad = (values != 0) & (values != 1)  # NaN is bad
             if bad.any():
                 errors.fail("clicks", "values in {0, 1}", f"{values[bad][:5].tolist()}")
-        return update_core(state, feature_ids, clicks)
+        concrete = all(errors.is_concrete(x) for x in (*state, feature_ids, clicks))
+        if concrete:
+            _check_state_values(state, "variance")
+        new_state = update_core(state, feature_ids, clicks)
+        if concrete:
+            _check_finite_update(new_state, "smaller prior means or variances")
+        return new_state
 
     def fixed_scores(state, ids):
         """The key-independent scores of the rule, materialised (``None`` for Thompson)."""

@@ -26,13 +26,23 @@ inside a large chunk can restore silently as a wrong value, so ``metadata.json``
 sha256 of every leaf's bytes and :func:`restore_checkpoint` checks it. Hashing copies each leaf
 to the host once, which is cheap for policy states.
 
-Scope. One writer per directory and one JAX process (``jax.process_count() == 1``): the
+Concurrent writers. Without ``overwrite`` the commit is a plain ``rename`` of the temporary
+directory onto ``step_00000042``, and POSIX ``rename`` fails (``EEXIST`` / ``ENOTEMPTY``) when
+the target is a non-empty directory; the check and the move are one atomic step. So when
+several processes save the same step at once, exactly one commits and every other one gets a
+:class:`~prime_science.core.errors.CheckpointError` naming the step (its temporary directory
+removed), whatever the interleaving; the early ``exists`` test only saves the losers the work
+of writing. With ``overwrite=True`` the last writer wins (or, if two overwrites interleave
+their two renames, one of them fails with a ``CheckpointError``).
+
+Scope. One JAX process per save (``jax.process_count() == 1``): the
 temporary-directory-and-rename commit is done by this process alone, so multi-host saves are
 refused rather than half supported.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -72,6 +82,12 @@ def _check_step(step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
         raise _fail("step", "a non-negative int", repr(step))
     return int(step)
+
+
+def _check_directory(directory: Any) -> Path:
+    if not isinstance(directory, str | os.PathLike) or not str(directory):
+        raise _fail("directory", "a path (str or os.PathLike)", repr(directory))
+    return Path(directory)
 
 
 def _saved_steps(directory: Path) -> list[int]:
@@ -163,15 +179,26 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _commit(temporary: Path, final: Path) -> None:
-    """Rename ``temporary`` to ``final`` (replacing it if it exists) and flush the parent."""
-    if final.exists():
+def _commit(temporary: Path, final: Path, step: int, overwrite: bool) -> None:
+    """Rename ``temporary`` to ``final`` and flush the parent. With ``overwrite`` an existing
+    ``final`` is replaced; without, the rename fails if ``final`` exists (module docstring:
+    concurrent writers) and a :class:`CheckpointError` names the step."""
+    if overwrite and final.exists():
         old = temporary.with_name(temporary.name + ".old")
         os.replace(final, old)
         os.replace(temporary, final)
         _remove_tree(old)
     else:
-        os.replace(temporary, final)
+        try:
+            os.rename(temporary, final)
+        except OSError as error:
+            if overwrite or error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            raise _fail(
+                "step",
+                f"a step not yet saved in {final.parent} (or overwrite=True)",
+                f"{step} (committed meanwhile by another writer)",
+            ) from error
     _fsync_path(final.parent)
 
 
@@ -200,11 +227,16 @@ def save_checkpoint(
 
     Raises:
       CheckpointError: a bad argument (checked before anything is written), ``step`` already
-        saved and ``overwrite`` false, more than one JAX process, or the write failing (Orbax
+        saved and ``overwrite`` false (also when another process commits it during this save:
+        exactly one of several concurrent writers succeeds), more than one JAX process, or the
+        write failing (Orbax
         or file-system error, chained as the cause). On any failure the temporary directory is
         removed and the checkpoints already committed are untouched.
     """
     step = _check_step(step)
+    directory = _check_directory(directory)
+    if not isinstance(overwrite, bool):
+        raise _fail("overwrite", "True or False", repr(overwrite))
     user_metadata = _check_metadata(metadata)
     if jax.process_count() != 1:
         raise _fail("jax.process_count()", "1 (single-process checkpoints)", jax.process_count())
@@ -233,7 +265,7 @@ def save_checkpoint(
         try:
             _write_metadata(temporary / _METADATA_FILE, record)
             _fsync_tree(temporary)
-            _commit(temporary, final)
+            _commit(temporary, final, step, overwrite)
         except OSError as error:
             raise _fail(f"{final}", "a completed write", repr(error)) from error
     except BaseException:
@@ -250,7 +282,7 @@ def latest_step(directory: str | os.PathLike[str]) -> int | None:
     Raises:
       CheckpointError: ``directory`` exists but is not a directory.
     """
-    root = Path(directory)
+    root = _check_directory(directory)
     if not root.exists():
         return None
     if not root.is_dir():
@@ -323,7 +355,7 @@ def restore_checkpoint(
         leaf, e.g. ``like.alpha``); Orbax cannot read the array files (cause chained); or the
         restored bytes do not match the saved sha256 (a corrupt file).
     """
-    root = Path(directory)
+    root = _check_directory(directory)
     if not root.is_dir():
         raise _fail("directory", "an existing checkpoint directory", f"{root} (missing)")
     steps = _saved_steps(root)

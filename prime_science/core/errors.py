@@ -24,6 +24,7 @@ __all__ = [
     "check_rank",
     "check_dtype_kind",
     "check_same_length",
+    "check_key",
 ]
 
 
@@ -64,3 +65,21 @@ def check_same_length(names: tuple[str, str], a: Any, b: Any) -> None:
     la, lb = np.shape(a)[0], np.shape(b)[0]
     if la != lb:
         fail(names[1], f"the same length as {names[0]} ({la})", f"length {lb}")
+
+
+def check_key(name: str, key: Any) -> None:
+    """Require one PRNG key: a typed key of shape ``()`` from ``jax.random.key`` or a legacy
+    ``uint32[2]`` key from ``jax.random.PRNGKey``.
+
+    Only the dtype and shape are read, so the check also runs on tracers (under ``jit``).
+    """
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if np.shape(key) != ():
+            fail(name, "a single PRNG key (shape ())", f"a key array of shape {np.shape(key)}")
+        return
+    if dtype is not None and np.dtype(dtype) == np.uint32 and np.shape(key) == (2,):
+        return
+    got = f"dtype {dtype}, shape {np.shape(key)}" if dtype is not None else None
+    got = got or f"{type(key).__name__} {key!r}"
+    fail(name, "a PRNG key (jax.random.key(seed), or a legacy uint32[2] PRNGKey)", got)

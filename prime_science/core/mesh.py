@@ -20,7 +20,7 @@ block of arms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
@@ -42,14 +42,35 @@ __all__ = [
 ARM_AXIS = "arms"
 
 
+def _check_mesh(name: str, mesh: Any) -> None:
+    """A :class:`Mesh` with the one axis ``"arms"`` (what :func:`arm_mesh` builds)."""
+    if not isinstance(mesh, Mesh):
+        fail(name, 'a 1-D jax.sharding.Mesh with axis "arms" (from arm_mesh)', repr(mesh))
+    if tuple(mesh.axis_names) != (ARM_AXIS,):
+        fail(name, f"a mesh with the one axis {ARM_AXIS!r}", f"axes {tuple(mesh.axis_names)}")
+
+
 def arm_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh named ``"arms"`` over ``devices`` (default: every device JAX sees)."""
-    devices = list(jax.devices() if devices is None else devices)
+    """A 1-D mesh named ``"arms"`` over ``devices`` (default: every device JAX sees).
+
+    Raises ``InvalidArgumentError`` unless ``devices`` is ``None`` or a non-empty sequence of
+    distinct ``jax.Device``.
+    """
+    if devices is None:
+        devices = jax.devices()
+    if isinstance(devices, str | bytes) or not isinstance(devices, Iterable):
+        fail("devices", "a non-empty sequence of jax devices", repr(devices))
+    devices = list(devices)
+    if not devices or not all(isinstance(device, jax.Device) for device in devices):
+        fail("devices", "a non-empty sequence of jax devices", repr(devices))
+    if len(set(devices)) != len(devices):
+        fail("devices", "distinct devices", repr(devices))
     return Mesh(np.array(devices), (ARM_AXIS,))
 
 
 def arm_sharding(mesh: Mesh) -> NamedSharding:
     """Sharding that splits the leading (arm) axis over the mesh."""
+    _check_mesh("mesh", mesh)
     return NamedSharding(mesh, PartitionSpec(ARM_AXIS))
 
 
@@ -57,10 +78,15 @@ def shard_arms(state: Any, mesh: Mesh) -> Any:
     """Place every leaf of ``state`` with its arm axis split over ``mesh``.
 
     Raises:
-      InvalidArgumentError: if a leaf's arm axis is not divisible by the number of devices.
+      InvalidArgumentError: if ``mesh`` is not an arm mesh, a leaf is not an array with a
+        leading axis, or a leaf's arm axis is not divisible by the number of devices.
     """
+    _check_mesh("mesh", mesh)
     num_devices = mesh.devices.size
-    for leaf in jax.tree_util.tree_leaves(state):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        if not hasattr(leaf, "shape") or np.ndim(leaf) < 1:
+            name = "state" + jax.tree_util.keystr(path)
+            fail(name, "an array with a leading arm axis", f"{type(leaf).__name__} {leaf!r}")
         if leaf.shape[0] % num_devices:
             fail(
                 "state",
@@ -81,7 +107,15 @@ def sharded_top_k(
     device's block of arms; ``arm_offset`` is the global id of the block's first arm. The
     returned function takes ``(key, *arm_arrays)`` (arrays sharded over ``"arms"``) and gives
     the global top-k, replicated on every device.
+
+    Raises ``InvalidArgumentError`` for a ``local_top_k`` that is not callable, a ``mesh`` that
+    is not an arm mesh, or ``k`` that is not a positive integer.
     """
+    if not callable(local_top_k):
+        fail("local_top_k", "a callable", repr(local_top_k))
+    _check_mesh("mesh", mesh)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        fail("k", "a positive integer", repr(k))
 
     def per_device(key, *arm_arrays):
         block = arm_arrays[0].shape[0]
@@ -106,7 +140,11 @@ def sharded_top_k(
 
 
 def constrain_arms(x: jax.Array, mesh: Mesh | None) -> jax.Array:
-    """Keep an arm-indexed array split over ``mesh`` (no-op without a mesh)."""
+    """Keep an arm-indexed array split over ``mesh`` (no-op without a mesh); ``mesh`` must be
+    ``None`` or an arm mesh, ``x`` an array with a leading axis."""
     if mesh is None:
         return x
+    _check_mesh("mesh", mesh)
+    if np.ndim(x) < 1:
+        fail("x", "an array with a leading arm axis", f"shape {np.shape(x)}")
     return jax.lax.with_sharding_constraint(x, arm_sharding(mesh))

@@ -42,15 +42,31 @@ bit-packed prefix count (32 arms per word, ``population_count``), and attempts `
 run on that short buffer until every gamma is accepted. Each gamma consumes its own sequence
 of attempts, as in the sequential algorithm, so the result is exactly the Marsaglia–Tsang
 draw; compaction changes only the cost.
+
+**Domain and termination.** The shapes must lie in ``[SHAPE_MIN, SHAPE_MAX] = [1e-36, 1e38]``.
+There every logit is finite: the boosting terms ``|log U| / a <= 17.4 / 1e-36`` and
+``log(d_alpha / d_beta) <= 88`` cannot overflow float32, and ``3 d`` in the acceptance test stays
+below the float32 maximum (above ``1.13e38`` it is ``inf``, the test reads ``inf * 0 = NaN`` and
+would reject for ever; so would a NaN, infinite or negative shape). Arms outside the domain are
+never drawn: :func:`beta_logits` returns NaN for them and :func:`beta_top_k` never selects
+them (as if inactive). The public functions also refuse such shapes eagerly when the arrays are
+concrete; under ``jit`` the masking is what holds. Independently, each gamma's retries stop after
+``MAX_ATTEMPTS = 64`` attempts (a counter in the loop condition), so the sampler returns on any
+input: inside the domain an attempt rejects with probability below 5%, so exhausting 64 attempts
+has probability below ``0.05^64 ~ 1e-83``; an arm that does anyway gets a NaN logit and is
+treated like an arm outside the domain.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from prime_science.core import errors
 
 __all__ = [
     "lowbias32",
@@ -66,10 +82,22 @@ __all__ = [
     "default_block_size",
     "top_k_with_ids",
     "key_words",
+    "SHAPE_MIN",
+    "SHAPE_MAX",
+    "MAX_ATTEMPTS",
 ]
 
 BOOST_BELOW = 3.0
 """Shapes below this are drawn as ``G(a + 1) U^(1/a)`` (see the module docstring)."""
+
+SHAPE_MIN = 1e-36
+"""Smallest Beta shape the sampler draws from (smaller ones could give infinite logits)."""
+
+SHAPE_MAX = 1e38
+"""Largest Beta shape the sampler draws from (larger ones overflow the acceptance test)."""
+
+MAX_ATTEMPTS = 64
+"""Marsaglia–Tsang attempts per gamma before the retry loop gives up (NaN logit)."""
 
 _GOLDEN = np.uint32(0x9E3779B9)
 _MIX = np.uint32(0x85EBCA6B)
@@ -275,7 +303,8 @@ def _fast_pass(words, counters, alpha, beta, shapes, exact):
 
 def _retry_chunk(words, counters, alpha, beta, shapes, index):
     """Exact logits of the arms at ``index`` (sentinel ``counters.size`` = padding), running
-    each gamma's attempt sequence from attempt 0 until it accepts."""
+    each gamma's attempt sequence from attempt 0 until it accepts; NaN for an arm one of whose
+    gammas rejected all ``MAX_ATTEMPTS`` attempts."""
     num_arms = counters.shape[0]
     valid = index < num_arms
     take = lambda x, fill: jnp.where(valid, x.at[index].get(mode="fill", fill_value=fill), fill)
@@ -284,8 +313,8 @@ def _retry_chunk(words, counters, alpha, beta, shapes, index):
     chunk_counters = take(counters, 0)
 
     def not_done(state):
-        _, a, b = state
-        return ~jnp.all(a.accepted & b.accepted)
+        attempt, a, b = state
+        return ~jnp.all(a.accepted & b.accepted) & (attempt < MAX_ATTEMPTS)
 
     def next_attempt(state):
         attempt, a, b = state
@@ -300,7 +329,7 @@ def _retry_chunk(words, counters, alpha, beta, shapes, index):
     _, gamma_alpha, gamma_beta = jax.lax.while_loop(
         not_done, next_attempt, (jnp.uint32(0), nothing, nothing)
     )
-    return _finish_logits(
+    logits = _finish_logits(
         words,
         chunk_counters,
         chunk_alpha,
@@ -309,21 +338,30 @@ def _retry_chunk(words, counters, alpha, beta, shapes, index):
         gamma_alpha.log_v,
         gamma_beta.log_v,
     )
+    return jnp.where(gamma_alpha.accepted & gamma_beta.accepted, logits, jnp.nan)
 
 
-def _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, carry, fold):
+def _in_domain(alpha: jax.Array, beta: jax.Array) -> jax.Array:
+    """Arms whose shapes lie in ``[SHAPE_MIN, SHAPE_MAX]`` (False for NaN)."""
+    inside = lambda x: (x >= SHAPE_MIN) & (x <= SHAPE_MAX)
+    return inside(alpha) & inside(beta)
+
+
+def _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, fill, carry, fold):
     """Draw every arm's logit and fold them into ``carry``: first the arms whose attempt 0
     accepted (all arms when ``exact=False``), then the pending ones chunk by chunk.
 
+    Arms outside ``mask`` or the shape domain get ``fill`` in the fast pass and no retry.
     ``fold(carry, index, logits)`` receives ``index = None`` for the full fast pass.
     """
     words = key_words(key)
     num_arms = alpha.shape[0]
     counters = jnp.asarray(arm_offset, jnp.uint32) + jnp.arange(num_arms, dtype=jnp.uint32)
     shapes = _shapes(alpha, beta)
+    mask = mask & _in_domain(alpha, beta)
     gamma_alpha, gamma_beta, logits = _fast_pass(words, counters, alpha, beta, shapes, exact)
     accepted = gamma_alpha.accepted & gamma_beta.accepted
-    carry = fold(carry, None, jnp.where(accepted & mask, logits, -jnp.inf))
+    carry = fold(carry, None, jnp.where(mask, jnp.where(accepted, logits, -jnp.inf), fill))
     if not exact:
         return carry
     capacity = _retry_capacity(num_arms)
@@ -339,6 +377,32 @@ def _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, carry, fold):
     return carry
 
 
+def _check_shapes(alpha: Any, beta: Any) -> None:
+    """Static: two float ``[n]`` arrays, ``n >= 1``; values (when concrete): in the domain,
+    compared in float32 as the kernel compares them."""
+    for name, shapes in (("alpha", alpha), ("beta", beta)):
+        errors.check_rank(name, shapes, 1)
+        errors.check_dtype_kind(name, shapes, "f", "float Beta shapes")
+    errors.check_same_length(("alpha", "beta"), alpha, beta)
+    if np.shape(alpha)[0] == 0:
+        errors.fail("alpha", "at least one arm", "an empty array")
+    for name, shapes in (("alpha", alpha), ("beta", beta)):
+        if errors.is_concrete(shapes):
+            with np.errstate(over="ignore"):
+                values = np.asarray(shapes).astype(np.float32)
+            bad = ~((values >= np.float32(SHAPE_MIN)) & (values <= np.float32(SHAPE_MAX)))
+            if bad.any():
+                domain = f"shapes in [SHAPE_MIN, SHAPE_MAX] = [{SHAPE_MIN:g}, {SHAPE_MAX:g}]"
+                errors.fail(name, domain, f"{values[bad][:5].tolist()}")
+
+
+def _check_draw_options(arm_offset: Any, exact: Any) -> None:
+    errors.check_rank("arm_offset", arm_offset, 0)
+    errors.check_dtype_kind("arm_offset", arm_offset, "iu", "an integer arm offset")
+    if not isinstance(exact, bool):
+        errors.fail("exact", "True or False", repr(exact))
+
+
 def beta_logits(
     key: jax.Array,
     alpha: jax.Array,
@@ -351,16 +415,26 @@ def beta_logits(
 
     Args:
       key: a JAX PRNG key.
-      alpha, beta: ``float32[n]`` positive shapes.
+      alpha, beta: ``float32[n]`` shapes in ``[SHAPE_MIN, SHAPE_MAX]``, ``n >= 1``.
       arm_offset: global id of ``alpha[0]``; arm ``i`` draws from counter ``arm_offset + i``,
         so a shard of the arm axis draws exactly what the full array would.
       exact: ``True`` (default) for the exact Marsaglia–Tsang sampler; ``False`` for the
         Wilson–Hilferty approximation (no rejection step; see ``gamma_proposal``).
 
     Returns:
-      ``float32[n]`` logits; ``sigmoid(logit) ~ Beta(alpha, beta)``.
+      ``float32[n]`` logits; ``sigmoid(logit) ~ Beta(alpha, beta)``. Raises
+      ``InvalidArgumentError`` for a bad key, ranks, dtypes or lengths, and (concrete arrays)
+      for shapes outside the domain; under ``jit`` such arms get a NaN logit (module
+      docstring).
     """
+    errors.check_key("key", key)
+    _check_shapes(alpha, beta)
+    _check_draw_options(arm_offset, exact)
+    return _beta_logits(key, alpha, beta, arm_offset, exact)
 
+
+@partial(jax.jit, static_argnums=4)
+def _beta_logits(key, alpha, beta, arm_offset, exact):
     def scatter(logits, index, values):
         if index is None:
             return values
@@ -368,7 +442,7 @@ def beta_logits(
 
     mask = jnp.ones(alpha.shape, dtype=bool)
     initial = jnp.full(alpha.shape, -jnp.inf, dtype=jnp.float32)
-    return _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, initial, scatter)
+    return _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, jnp.nan, initial, scatter)
 
 
 def top_k_with_ids(values: jax.Array, ids: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
@@ -420,11 +494,31 @@ def beta_top_k(
 
     Returns ``(logits float32[k], arm_ids int32[k])``, best first, ids global (offset added).
     Inactive arms score ``-inf``; if fewer than ``k`` arms are active the tail holds ``-inf``
-    and id ``-1``. Requires ``k <= len(alpha)``. ``block_size`` defaults to
-    :func:`default_block_size`.
+    and id ``-1``. Arms whose shapes lie outside ``[SHAPE_MIN, SHAPE_MAX]`` (NaN, infinite,
+    zero, negative, or too large) are treated as inactive under ``jit``; with concrete
+    arrays they raise ``InvalidArgumentError``, as do a bad key, ranks, dtypes or lengths,
+    a non-bool ``active`` and ``k`` outside ``[1, len(alpha)]``. ``block_size`` (a positive
+    integer) defaults to :func:`default_block_size`.
     """
+    errors.check_key("key", key)
+    _check_shapes(alpha, beta)
+    errors.check_rank("active", active, 1)
+    errors.check_dtype_kind("active", active, "b", "a bool mask")
+    errors.check_same_length(("alpha", "active"), alpha, active)
+    num_arms = np.shape(alpha)[0]
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= num_arms:
+        errors.fail("k", f"an integer in [1, {num_arms}]", repr(k))
+    integer = isinstance(block_size, int | np.integer) and not isinstance(block_size, bool)
+    if block_size is not None and not (integer and block_size >= 1):
+        errors.fail("block_size", "a positive integer or None", repr(block_size))
+    _check_draw_options(arm_offset, exact)
+    block_size = int(block_size or default_block_size())
+    return _beta_top_k(key, alpha, beta, active, arm_offset, int(k), exact, block_size)
+
+
+@partial(jax.jit, static_argnums=(5, 6, 7))
+def _beta_top_k(key, alpha, beta, active, arm_offset, k, exact, block_size):
     num_arms = alpha.shape[0]
-    block_size = block_size or default_block_size()
     num_blocks = -(-num_arms // block_size)
     # Equal blocks whose length is a multiple of _BLOCK_QUANTUM cover the arms; the last one
     # ends at the last arm and masks out the arms it shares with the previous block.
@@ -465,9 +559,10 @@ def _block_top_k(key, alpha, beta, active, k, arm_offset, exact):
     def merge(best, index, values):
         if index is None:
             return top_k_with_ids(values, ids, k)
-        chunk_ids = jnp.where(index < num_arms, offset + index, -1)
-        values = jnp.where(index < num_arms, values, -jnp.inf)
+        drawn = (index < num_arms) & ~jnp.isnan(values)  # NaN: gave up after MAX_ATTEMPTS
+        chunk_ids = jnp.where(drawn, offset + index, -1)
+        values = jnp.where(drawn, values, -jnp.inf)
         return _merge_top_k(best, (values, chunk_ids), k)
 
     initial = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
-    return _sample_then_fold(key, alpha, beta, arm_offset, exact, active, initial, merge)
+    return _sample_then_fold(key, alpha, beta, arm_offset, exact, active, -jnp.inf, initial, merge)
