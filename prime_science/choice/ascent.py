@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from prime_science.choice.mdp import check_count, check_scalar
 from prime_science.core.types import SolverInfo
 
 __all__ = ["halving_ascent"]
@@ -43,7 +44,13 @@ def halving_ascent(
 
     Returns:
       ``(theta, L(theta), warm, SolverInfo(iterations, criterion at theta, criterion < tol))``.
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` for ``tol <= 0``,
+    ``max_iters < 1`` or ``max_halvings < 0``.
     """
+    check_scalar("tol", tol, "a positive tolerance", positive=True)
+    check_count("max_iters", max_iters, 1)
+    check_count("max_halvings", max_halvings, 0)
     dtype = start.dtype
 
     def cond(carry):

@@ -59,7 +59,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from prime_science.core.errors import check_dtype_kind, check_rank, fail, is_concrete
+from prime_science.core.errors import check_dtype_kind, check_key, check_rank, fail, is_concrete
 from prime_science.core.types import PRNGKey
 
 __all__ = [
@@ -202,7 +202,9 @@ class DeepPQR(NamedTuple):
     ``fit(key, states, actions, next_states) -> DeepPQRFit`` runs all three steps; the steps are
     exposed too (``fit_policy``, ``fit_anchor_q``, ``fit_reward``) so that variants can share a
     P-step. Evaluation: ``log_policy(fit, states) -> [m, A]``, ``anchor_q(fit, states) -> [m]``,
-    ``q_values(fit, states) -> [m, A]``, ``reward(fit, states) -> [m, A]``.
+    ``q_values(fit, states) -> [m, A]``, ``reward(fit, states) -> [m, A]``. A ``key`` must be
+    one PRNG key (``jax.random.key``, or a legacy ``uint32[2]``) and evaluation ``states``
+    ``[m, num_features]``; otherwise :class:`~prime_science.core.errors.InvalidArgumentError`.
     """
 
     fit: Callable[..., DeepPQRFit]
@@ -243,6 +245,10 @@ def _check_config(config: DeepPQRConfig, num_features: int, num_actions: int) ->
         fail("config.discount", "beta in [0, 1)", config.discount)
     if not config.alpha > 0.0:
         fail("config.alpha", "a positive temperature", config.alpha)
+    if not (np.isfinite(config.learning_rate) and config.learning_rate > 0.0):
+        fail("config.learning_rate", "a positive finite step size", config.learning_rate)
+    if not np.isfinite(config.anchor_reward):
+        fail("config.anchor_reward", "a finite reward", config.anchor_reward)
     for name in ("hidden", "depth", "batch_size", "patience", "max_epochs", "max_q_epochs"):
         value = getattr(config, name)
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -285,6 +291,13 @@ def _check_rows(states, actions, next_states, num_features, num_actions, config)
             )
         if not np.any(values == config.anchor):
             fail("actions", f"at least one anchor transition (action {config.anchor})", "none")
+
+
+def _check_eval_states(states, num_features: int) -> None:
+    """States to evaluate a fit at: ``float[m, num_features]``."""
+    check_rank("states", states, 2)
+    if np.shape(states)[1] != num_features:
+        fail("states", f"{num_features} features per row", f"shape {np.shape(states)}")
 
 
 def _train(
@@ -372,6 +385,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
 
     def prepare(key, states, actions, next_states) -> _Data:
         """Validate (eagerly, when concrete) and split the rows."""
+        check_key("key", key)
         _check_rows(states, actions, next_states, num_features, num_actions, config)
         states = jnp.asarray(states)
         next_states = jnp.asarray(next_states, states.dtype)
@@ -389,6 +403,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
 
     def fit_policy(key, data: _Data) -> PolicyFit:
         """P-step: cross-entropy with held-out early stopping."""
+        check_key("key", key)
         key_init, key_train = jax.random.split(key)
 
         def nll(params, s, a):
@@ -418,6 +433,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
 
     def fit_anchor_q(key, data: _Data, policy: PolicyFit) -> AnchorQFit:
         """Q-step: fitted fixed-point iteration on anchor rows (see the module docstring)."""
+        check_key("key", key)
         key_init, key_train = jax.random.split(key)
         log_anchor_next = next_anchor_term(policy, data)
         weight = (data.actions == anchor).astype(data.states.dtype)
@@ -466,6 +482,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
 
     def fit_reward(key, data: _Data, policy: PolicyFit, anchor_fit: AnchorQFit) -> RewardFit:
         """R-step: least squares of ``z`` on ``(s, a)`` (linear head: closed form)."""
+        check_key("key", key)
         z = jax.lax.stop_gradient(targets_of(data, policy, anchor_fit))
         onehot = jax.nn.one_hot(data.actions, num_actions, dtype=data.states.dtype)
         if config.reward_head == "linear":
@@ -504,6 +521,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
 
     def fit(key, states, actions, next_states) -> DeepPQRFit:
         """All three steps (pure; ``jit``/``vmap`` over ``key`` and the rows)."""
+        check_key("key", key)
         key_split, key_p, key_q, key_r = jax.random.split(key, 4)
         data = prepare(key_split, states, actions, next_states)
         policy = fit_policy(key_p, data)
@@ -512,9 +530,11 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         return DeepPQRFit(data.standardizer, data.is_holdout, policy, anchor_fit, reward_fit)
 
     def log_policy(fit: DeepPQRFit, states) -> jax.Array:
+        _check_eval_states(states, num_features)
         return jax.nn.log_softmax(logits_of(fit.policy.params, fit.standardizer, states))
 
     def anchor_q(fit: DeepPQRFit, states) -> jax.Array:
+        _check_eval_states(states, num_features)
         return anchor_q_of(fit.anchor_q.params, fit.standardizer, states)
 
     def q_values(fit: DeepPQRFit, states) -> jax.Array:
@@ -522,6 +542,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         return anchor_q(fit, states)[:, None] + alpha * (logits - logits[:, anchor : anchor + 1])
 
     def reward(fit: DeepPQRFit, states) -> jax.Array:
+        _check_eval_states(states, num_features)
         params = fit.reward.params
         if config.reward_head == "linear":
             return states @ params.weights.T + params.intercept

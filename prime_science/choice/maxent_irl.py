@@ -55,7 +55,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from prime_science.choice.ascent import halving_ascent
-from prime_science.choice.mdp import TabularMDP, log_choice_probabilities, policy_transition
+from prime_science.choice.mdp import (
+    TabularMDP,
+    check_count,
+    check_discount,
+    check_mdp,
+    check_scalar,
+    log_choice_probabilities,
+    policy_transition,
+)
 from prime_science.choice.solvers import linear_solve, solve_relative
 from prime_science.core import errors
 from prime_science.core.types import SolverInfo
@@ -100,7 +108,10 @@ def choice_counts(
     weights: jax.Array | None = None,
 ) -> jax.Array:
     """``float[S, A]`` ``n(s, a) = sum_i weights_i 1[(s_i, a_i) = (s, a)]`` (``weights``
-    default ones: the number of observed pairs; a 0/1 mask selects a sub-sample)."""
+    default ones: the number of observed pairs; a 0/1 mask selects a sub-sample; non-negative).
+    Empty data give zero counts."""
+    check_count("num_states", num_states, 1)
+    check_count("num_actions", num_actions, 1)
     states, actions = jnp.asarray(states), jnp.asarray(actions)
     for name, x, high in (("states", states, num_states), ("actions", actions, num_actions)):
         errors.check_rank(name, x, 1)
@@ -111,22 +122,35 @@ def choice_counts(
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     weights = jnp.ones(states.shape, dtype) if weights is None else jnp.asarray(weights, dtype)
+    errors.check_rank("weights", weights, 1)
     errors.check_same_length(("states", "weights"), states, weights)
+    if errors.is_concrete(weights) and np.any(~(np.asarray(weights) >= 0)):
+        errors.fail("weights", "non-negative finite weights", "a negative or NaN weight")
     return jnp.zeros((num_states, num_actions), dtype).at[states, actions].add(weights)
 
 
 def maxent_mdp(params, features, transitions, discount, scale=1.0) -> TabularMDP:
-    """The logit model of ``r(s) = phi(s)^T theta`` (the same reward for every action)."""
+    """The logit model of ``r(s) = phi(s)^T theta`` (the same reward for every action), checked
+    by :func:`~prime_science.choice.mdp.check_mdp` (values only when concrete); ``features`` is
+    ``[S, K]``, ``params`` ``[K]``."""
+    errors.check_rank("features", features, 2)
+    if np.shape(params) != np.shape(features)[1:]:
+        errors.fail("params", f"shape {np.shape(features)[1:]} (one per feature)", np.shape(params))
+    if errors.is_concrete(features) and not np.all(np.isfinite(np.asarray(features))):
+        errors.fail("features", "finite values", "NaN or inf")
+    errors.check_rank("transitions", transitions, 3)
     reward = features @ params
     num_actions = transitions.shape[0]
     rewards = jnp.broadcast_to(reward[:, None], (reward.shape[0], num_actions))
     dtype = rewards.dtype
-    return TabularMDP(
+    model = TabularMDP(
         rewards,
         jnp.asarray(transitions, dtype),
         jnp.asarray(discount, dtype),
         jnp.asarray(scale, dtype),
     )
+    check_mdp(model)
+    return model
 
 
 def maxent_log_policy(
@@ -196,6 +220,12 @@ def maxent_irl(
       tol: stop when ``grad^T step < tol`` (default 1e-10 in float64, 1e-4 in float32).
       max_iters, max_halvings: Newton iterations and step halvings per iteration.
       damping: relative eigenvalue floor ``delta`` (module docstring).
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` (value checks only on
+    concrete arguments) for wrong shapes, non-finite ``features``, transition rows that are
+    negative or do not sum to one, ``discount`` outside ``[0, 1)``, ``scale <= 0``, negative,
+    non-finite or all-zero ``counts`` (no data), ``initial_params`` not finite ``[K]``,
+    ``tol <= 0``, ``max_iters < 1``, ``max_halvings < 0`` or ``damping <= 0``.
     """
     features = jnp.asarray(features)
     dtype = features.dtype if jnp.issubdtype(features.dtype, jnp.floating) else jnp.float32
@@ -211,8 +241,18 @@ def maxent_irl(
         errors.fail("transitions", f"shape (A, {num_states}, {num_states})", transitions.shape)
     if counts.shape != (num_states, num_actions):
         errors.fail("counts", f"shape {(num_states, num_actions)}", counts.shape)
-    if errors.is_concrete(discount) and not 0.0 <= float(discount) < 1.0:
-        errors.fail("discount", "a number in [0, 1)", float(discount))
+    check_discount(discount)
+    if errors.is_concrete(counts):
+        values = np.asarray(counts)
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            errors.fail("counts", "finite non-negative counts", "a negative or NaN")
+        if not values.sum() > 0:
+            errors.fail("counts", "at least one observed choice (a positive total)", "all zeros")
+    if tol is not None:
+        check_scalar("tol", tol, "a positive tolerance", positive=True)
+    check_count("max_iters", max_iters, 1)
+    check_count("max_halvings", max_halvings, 0)
+    check_scalar("damping", damping, "a positive eigenvalue floor", positive=True)
     if tol is None:
         tol = 1e-10 if dtype == jnp.float64 else 1e-4
 
@@ -244,6 +284,11 @@ def maxent_irl(
         if initial_params is None
         else jnp.asarray(initial_params, dtype)
     )
+    if start.shape != (num_features,):
+        errors.fail("initial_params", f"shape ({num_features},)", start.shape)
+    if errors.is_concrete(start) and not np.all(np.isfinite(np.asarray(start))):
+        errors.fail("initial_params", "finite values", "NaN or inf")
+    maxent_mdp(start, features, transitions, discount, scale)  # checks the model
     params, value, warm, info = halving_ascent(
         loglik, direction, start, None, tol=tol, max_iters=max_iters, max_halvings=max_halvings
     )

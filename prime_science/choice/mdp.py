@@ -270,7 +270,11 @@ def to_dense(mdp: TabularMDP | BandedMDP) -> TabularMDP:
 
 
 def expected_next_values(mdp: TabularMDP | BandedMDP, value: jax.Array) -> jax.Array:
-    """``float[S, A]``: ``E[V(s') | s, a] = sum_s' P[a, s, s'] V(s')`` (banded: ``O(S J A)``)."""
+    """``float[S, A]``: ``E[V(s') | s, a] = sum_s' P[a, s, s'] V(s')`` (banded: ``O(S J A)``).
+    The operators of this module do not check the model (:func:`check_mdp` does), only that
+    ``value`` is ``[S]``."""
+    if np.shape(value) != mdp.rewards.shape[:1]:
+        errors.fail("value", f"shape {mdp.rewards.shape[:1]} (one per state)", np.shape(value))
     if isinstance(mdp, TabularMDP):
         return jnp.einsum("ast,t->sa", mdp.transitions, value)
     num_increments = mdp.increment_probs.shape[-1]

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prime_science.choice.mdp import check_count, check_scalar
 from prime_science.choice.solvers import linear_solve
 from prime_science.core import errors
 from prime_science.core.types import SolverInfo
@@ -176,7 +177,8 @@ def tabular_pqr(
     Raises:
       InvalidArgumentError: wrong shapes, an anchor out of range, a non-finite ``log_policy``,
         policy or transition rows that do not sum to one, ``discount`` outside ``[0, 1)``, a
-        non-positive ``scale`` (value checks run only on concrete, untraced arguments).
+        non-positive ``scale``, ``tol <= 0``, ``max_iters < 1`` (value checks run only on
+        concrete, untraced arguments).
     """
     log_policy = jnp.asarray(log_policy)
     dtype = log_policy.dtype if jnp.issubdtype(log_policy.dtype, jnp.floating) else jnp.float32
@@ -188,6 +190,9 @@ def tabular_pqr(
     _check_pqr_inputs(log_policy, transitions, discount, anchor, anchor_reward, scale, atol)
     if method not in ("solve", "successive"):
         errors.fail("method", "'solve' or 'successive'", repr(method))
+    if tol is not None:
+        check_scalar("tol", tol, "a positive tolerance", positive=True)
+    check_count("max_iters", max_iters, 1)
     tol = _default_tol(dtype) if tol is None else tol
 
     num_states = log_policy.shape[0]
@@ -275,6 +280,8 @@ def frequency_log_policy(
     with ``lambda = pseudo_count > 0`` (module docstring); ``dtype`` defaults to float64 when
     x64 is enabled, else float32. ``weights`` (``float[n] >= 0``, default ones) counts
     observation ``i`` ``weights[i]`` times (0/1 masks select a sub-sample at a fixed shape)."""
+    check_count("num_states", num_states, 1)
+    check_count("num_actions", num_actions, 1)
     states, actions = jnp.asarray(states), jnp.asarray(actions)
     _check_indices("states", states, 0, num_states)
     _check_indices("actions", actions, 0, num_actions)
@@ -310,6 +317,8 @@ def frequency_transitions(
       dtype: default float64 when x64 is enabled, else float32.
       weights: ``float[n] >= 0``, observation ``i`` counts ``weights[i]`` times (default 1).
     """
+    check_count("num_states", num_states, 1)
+    check_count("num_actions", num_actions, 1)
     states, actions = jnp.asarray(states), jnp.asarray(actions)
     next_states = jnp.asarray(next_states)
     _check_indices("states", states, 0, num_states)

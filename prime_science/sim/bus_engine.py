@@ -19,16 +19,25 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from prime_science.choice.mdp import bus_engine_mdp, choice_probabilities
+from prime_science.choice.mdp import (
+    bus_engine_mdp,
+    check_count,
+    check_discount,
+    check_probabilities,
+    choice_probabilities,
+)
 from prime_science.choice.nfxp import ChoiceData
 from prime_science.choice.solvers import solve_relative
+from prime_science.core import errors
 from prime_science.core.types import PRNGKey
 
 __all__ = [
     "SU_JUDD",
     "BusEngineDesign",
     "BusShocks",
+    "check_design",
     "draw_shocks",
     "simulate_from_shocks",
     "simulate_bus_panel",
@@ -73,9 +82,49 @@ class BusShocks(NamedTuple):
     increments: jax.Array
 
 
+def check_design(design: BusEngineDesign) -> None:
+    """Require a :class:`BusEngineDesign` with finite costs, ``increment_probs`` a distribution
+    (non-negative, summing to one within 1e-9), ``num_states``, ``num_buses`` and ``num_months``
+    ints ``>= 1`` and ``discount`` in ``[0, 1)``; raises
+    :class:`~prime_science.core.errors.InvalidArgumentError` naming the field."""
+    if not isinstance(design, BusEngineDesign):
+        errors.fail("design", "a BusEngineDesign", type(design).__name__)
+    for name in ("replacement_cost", "theta11"):
+        value = getattr(design, name)
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+            errors.fail(f"design.{name}", "a finite number", value)
+    if np.ndim(design.increment_probs) != 1 or not len(design.increment_probs):
+        errors.fail("design.increment_probs", "a non-empty sequence", design.increment_probs)
+    check_probabilities("design.increment_probs", np.asarray(design.increment_probs, float), 1e-9)
+    for name in ("num_states", "num_buses", "num_months"):
+        check_count(f"design.{name}", getattr(design, name), 1)
+    check_discount(design.discount, "design.discount")
+
+
+def _check_shocks(shocks: BusShocks, design: BusEngineDesign) -> None:
+    shape = (design.num_months, design.num_buses)
+    if not isinstance(shocks, BusShocks):
+        errors.fail("shocks", "a BusShocks", type(shocks).__name__)
+    for name, x in zip(("shocks.uniforms", "shocks.increments"), shocks, strict=True):
+        if np.shape(x) != shape:
+            errors.fail(name, f"shape (num_months, num_buses) = {shape}", np.shape(x))
+    errors.check_dtype_kind("shocks.increments", shocks.increments, "iu", "integer increments")
+    if errors.is_concrete(shocks.increments):
+        values = np.asarray(shocks.increments)
+        if values.min() < 0 or values.max() >= len(design.increment_probs):
+            errors.fail(
+                "shocks.increments",
+                f"increments in [0, {len(design.increment_probs)})",
+                f"range [{values.min()}, {values.max()}]",
+            )
+
+
 def draw_shocks(key: PRNGKey, design: BusEngineDesign) -> BusShocks:
     """The uniforms and increments of one panel (float32/int32 whatever the x64 setting, so that
-    the draws can be made outside a ``jax.enable_x64`` block and the model solved inside)."""
+    the draws can be made outside a ``jax.enable_x64`` block and the model solved inside).
+    ``key`` must be one PRNG key and ``design`` pass :func:`check_design`."""
+    errors.check_key("key", key)
+    check_design(design)
     key_decisions, key_increments = jax.random.split(key)
     shape = (design.num_months, design.num_buses)
     uniforms = jax.random.uniform(key_decisions, shape, jnp.float32)
@@ -86,7 +135,10 @@ def draw_shocks(key: PRNGKey, design: BusEngineDesign) -> BusShocks:
 
 def simulate_from_shocks(shocks: BusShocks, design: BusEngineDesign) -> ChoiceData:
     """The panel that ``shocks`` give under ``design`` (module docstring); the model is solved
-    in float64 when x64 is enabled."""
+    in float64 when x64 is enabled. ``design`` must pass :func:`check_design` and ``shocks``
+    have shape ``(num_months, num_buses)`` with increments in ``[0, J)`` (when concrete)."""
+    check_design(design)
+    _check_shocks(shocks, design)
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     mdp = bus_engine_mdp(
         jnp.asarray(design.replacement_cost, dtype),
@@ -114,5 +166,6 @@ def simulate_from_shocks(shocks: BusShocks, design: BusEngineDesign) -> ChoiceDa
 
 
 def simulate_bus_panel(key: PRNGKey, design: BusEngineDesign) -> ChoiceData:
-    """One simulated panel of ``num_buses * num_months`` bus-months (module docstring)."""
+    """One simulated panel of ``num_buses * num_months`` bus-months (module docstring);
+    checked as :func:`draw_shocks` checks its arguments."""
     return simulate_from_shocks(draw_shocks(key, design), design)

@@ -44,13 +44,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.core.errors import fail
+from prime_science.core.errors import check_key, check_rank, fail, is_concrete
 from prime_science.core.types import PRNGKey
 
 __all__ = [
     "SamqBusConfig",
     "SoftQTable",
     "Transitions",
+    "check_config",
     "reset",
     "step",
     "rewards",
@@ -129,6 +130,36 @@ class Transitions(NamedTuple):
     log_probs: jax.Array
 
 
+def check_config(config: SamqBusConfig) -> None:
+    """Require a :class:`SamqBusConfig` with a non-empty finite ``theta``, a finite ``bonus``,
+    ``discount`` in ``[0, 1)``, positive ``alpha``, ``grid_step`` and ``grid_max``, and ints
+    ``quadrature_nodes >= 1``, ``iterations >= 1``; raises
+    :class:`~prime_science.core.errors.InvalidArgumentError` naming the field."""
+    if not isinstance(config, SamqBusConfig):
+        fail("config", "a SamqBusConfig", type(config).__name__)
+    theta = np.asarray(config.theta, float)
+    if theta.ndim != 1 or theta.size == 0 or not np.all(np.isfinite(theta)):
+        fail("config.theta", "a non-empty tuple of finite weights", config.theta)
+    if not np.isfinite(config.bonus):
+        fail("config.bonus", "a finite number", config.bonus)
+    if not 0.0 <= config.discount < 1.0:
+        fail("config.discount", "a number in [0, 1)", config.discount)
+    for name in ("alpha", "grid_step", "grid_max"):
+        value = getattr(config, name)
+        if not (np.isfinite(value) and value > 0.0):
+            fail(f"config.{name}", "a positive finite number", value)
+    for name in ("quadrature_nodes", "iterations"):
+        value = getattr(config, name)
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            fail(f"config.{name}", "an int >= 1", value)
+
+
+def _check_states(states, config: SamqBusConfig) -> None:
+    """``states[..., d]`` with ``d = config.num_features``."""
+    if np.ndim(states) < 1 or np.shape(states)[-1] != config.num_features:
+        fail("states", f"shape (..., {config.num_features})", np.shape(states))
+
+
 def _relevant_index(config: SamqBusConfig) -> int:
     relevant = np.flatnonzero(config.relevant)
     if relevant.size != 1 or config.theta[relevant[0]] <= 0:
@@ -142,12 +173,16 @@ def _relevant_index(config: SamqBusConfig) -> int:
 
 def reset(key: PRNGKey, config: SamqBusConfig) -> jax.Array:
     """A reset state: relevant coordinates 0, noise coordinates ``U(-5, 5)``."""
+    check_key("key", key)
+    check_config(config)
     noise = jax.random.uniform(key, (config.num_features,), minval=NOISE_LOW, maxval=NOISE_HIGH)
     return jnp.where(config.relevant, 0.0, noise)
 
 
 def rewards(states: jax.Array, config: SamqBusConfig) -> jax.Array:
     """``float[..., 2]`` true rewards: ``(0, b - theta . s)``."""
+    check_config(config)
+    _check_states(states, config)
     keep = config.bonus - states @ jnp.asarray(config.theta, states.dtype)
     return jnp.stack([jnp.zeros_like(keep), keep], axis=-1)
 
@@ -155,7 +190,15 @@ def rewards(states: jax.Array, config: SamqBusConfig) -> jax.Array:
 def step(
     key: PRNGKey, state: jax.Array, action: jax.Array, config: SamqBusConfig
 ) -> tuple[jax.Array, jax.Array]:
-    """One transition of one agent: ``(next_state float[d], reward float[])``."""
+    """One transition of one agent: ``(next_state float[d], reward float[])``; ``action`` is
+    0 (replace) or 1 (keep)."""
+    check_key("key", key)
+    check_config(config)
+    if np.shape(state) != (config.num_features,):
+        fail("state", f"shape ({config.num_features},)", np.shape(state))
+    check_rank("action", action, 0)
+    if is_concrete(action) and int(action) not in (ANCHOR, KEEP):
+        fail("action", f"{ANCHOR} (replace) or {KEEP} (keep)", int(action))
     key_increment, key_noise = jax.random.split(key)
     shape = (config.num_features,)
     increment = jax.random.uniform(key_increment, shape, state.dtype, INCREMENT_LOW, INCREMENT_HIGH)
@@ -167,7 +210,9 @@ def step(
 
 
 def soft_q_table(config: SamqBusConfig, dtype=None) -> SoftQTable:
-    """Soft value iteration on the grid (pure, jittable; see the module docstring)."""
+    """Soft value iteration on the grid (pure, jittable; see the module docstring); ``config``
+    must pass :func:`check_config` and have one relevant coordinate with a positive weight."""
+    check_config(config)
     index = _relevant_index(config)
     dtype = dtype or jnp.result_type(float)
     size = int(round(config.grid_max / config.grid_step)) + 1
@@ -194,6 +239,8 @@ def soft_q_table(config: SamqBusConfig, dtype=None) -> SoftQTable:
 
 def log_policy(table: SoftQTable, states: jax.Array, config: SamqBusConfig) -> jax.Array:
     """``float[..., 2]`` ``log pi(. | s)`` of the soft-optimal policy at ``states[..., d]``."""
+    check_config(config)
+    _check_states(states, config)
     x = states[..., _relevant_index(config)]
     advantage = (jnp.interp(x, table.grid, table.q_keep) - table.q_replace) / config.alpha
     return jnp.stack([jax.nn.log_sigmoid(-advantage), jax.nn.log_sigmoid(advantage)], axis=-1)
@@ -210,8 +257,13 @@ def simulate(
     """``num_agents`` independent agents under the soft-optimal policy (pure, jittable).
 
     Each agent resets, takes ``burn_in`` unrecorded steps, then records ``steps_per_agent``
-    transitions; ``n = num_agents * steps_per_agent`` rows, agent-major.
+    transitions; ``n = num_agents * steps_per_agent`` rows, agent-major. ``key`` must be one
+    PRNG key, ``table`` a :class:`SoftQTable`, ``config`` pass :func:`check_config`.
     """
+    check_key("key", key)
+    if not isinstance(table, SoftQTable):
+        fail("table", "a SoftQTable (from soft_q_table)", type(table).__name__)
+    check_config(config)
     for name, value, low in (
         ("num_agents", num_agents, 1),
         ("steps_per_agent", steps_per_agent, 1),
