@@ -1,16 +1,17 @@
-"""IRL with an anchor action: tabular PQR exactness, and PQR vs NFXP vs MaxEnt IRL on samples.
+"""IRL with an anchor action (Geng et al. 2020): PQR's exactness, then PQR vs NFXP vs MaxEnt IRL.
 
-Part 1 (exact, SCIENCE §7.A1-A3), recomputed for every seed in float64 (and float32 for the
-float32 tolerance):
+Part 1 (exact: Geng et al. 2020's identification result, checked to rounding), recomputed for
+every seed in float64 (and float32 for the float32 tolerance):
 
-* target 1: a random MDP (§5.7-3: ``num_states x num_actions``, ``beta = discount``,
+* identification: a random MDP (``num_states x num_actions``, ``beta = discount``,
   ``r ~ N(0, 1)`` with anchor column 0 set to 0, ``P`` rows ``~ Dirichlet(0.5)``, drawn from the
   seed), its exact logit policy, then :func:`~prime_science.choice.pqr.tabular_pqr` with anchor
   0 and ``r_A = 0``: ``max |r^ - r|`` in float64 and with the model solved and inverted in
   float32;
-* target 2: anchor reward ``anchor_shift`` instead of 0: ``max |r^_delta - r^ - delta|`` and
+* anchor shift: anchor reward ``anchor_shift`` instead of 0: ``max |r^_delta - r^ - delta|`` and
   ``max |log pi(r^_delta) - log pi|`` (the policy implied by the shifted reward);
-* target 3: Su-Judd bus (175 bins, ``beta = 0.975``), exact ``P`` and ``pi``, anchor = replace
+* Su-Judd bus (Su and Judd 2012's design of Rust 1987's model: 175 bins, ``beta = 0.975``),
+  exact ``P`` and ``pi``, anchor = replace
   with reward 0: ``max_x |r^(x, keep) - (RC - 0.001 theta11 x)|`` (bins ``x = 0 .. 174``; the
   model's own keep-minus-replace utility, :func:`~prime_science.choice.mdp.bus_utilities`).
 
@@ -31,7 +32,7 @@ is the RMSE of ``d^(x) - d(x)`` over the bins the panel visits (unweighted):
   ``logit_degree`` in ``x / (S - 1)``, fitted by Newton's method on the choice counts
   (ridge ``1e-6``);
 * ``pqr_linear``: a linear-in-x reward head on ``pqr_logit``: the least-squares line through
-  ``r^(x, keep)`` weighted by the visits of ``x`` (SCIENCE §7.B16's "linear reward head");
+  ``r^(x, keep)`` weighted by the visits of ``x`` (a linear reward head);
 * ``nfxp``: :func:`~prime_science.choice.nfxp.estimate_bus`, ``d^ = RC^ - 0.001 theta11^ x``.
   BHHH starts at the ``pqr_linear`` line (``RC_0 =`` intercept, ``theta11_0 = -1000 x``
   slope, clipped to ``[1, 30] x [0.1, 10]``): a two-step start that saves iterations (the MLE
@@ -55,10 +56,11 @@ All parts run in float64, in a separately compiled function called through
 and runs them one after the other.
 
 Expectations: part 1's errors are at rounding level; PQR's error falls with the sample size;
-MaxEnt cannot represent action-dependent rewards, so its error stays large (SCIENCE target 18,
-soft, by construction); NFXP (correctly specified, parametric) is the most efficient on the bus.
+MaxEnt (Ziebart et al. 2008) cannot represent action-dependent rewards, so its error stays large
+(a soft expectation, by construction); NFXP (correctly specified, parametric) is the most
+efficient on the bus.
 
-Why PQR is hard on the bus (SCIENCE §5.8, anchor coverage): with replace as the anchor,
+Why PQR is hard on the bus (anchor coverage): with replace as the anchor,
 ``Q_A`` is a constant set by ``log pi(replace | x)`` at the bins a replacement leads to
 (``x = 0 .. 4``), where the true replacement probability is about ``1e-5`` and no replacement
 is ever observed. With ``r_A = 0``, ``r^(x, keep) = log pi(keep | x) - log pi(replace | x) +
@@ -96,6 +98,11 @@ __all__ = [
     "NAME",
     "BUS_METHODS",
     "TABULAR_METHODS",
+    "BUS_METHOD_LABELS",
+    "TABULAR_METHOD_LABELS",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
     "Config",
     "Exact",
     "Results",
@@ -108,6 +115,24 @@ __all__ = [
 NAME = "irl"
 BUS_METHODS = ("pqr_frequency", "pqr_logit", "pqr_linear", "nfxp", "maxent", "maxent_raw")
 TABULAR_METHODS = ("pqr", "maxent")
+BUS_METHOD_LABELS = {
+    "pqr_frequency": "PQR, frequency policy",
+    "pqr_logit": "PQR, logit policy of degree 2",
+    "pqr_linear": "PQR, logit policy, linear reward head",
+    "nfxp": "NFXP (parametric maximum likelihood)",
+    "maxent": "MaxEnt IRL, anchor-normalised",
+    "maxent_raw": "MaxEnt IRL, raw (state-only reward)",
+}
+"""Each bus method in words (the logit degree of the default config)."""
+TABULAR_METHOD_LABELS = {
+    "pqr": "PQR, frequency policy and transitions",
+    "maxent": "MaxEnt IRL (one-hot states), anchor-normalised",
+}
+"""Each method on the random MDP in words."""
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated data)."""
+NA_REASONS: dict[str, str] = {}
+"""No metric of this experiment can be undefined."""
 
 
 class Config(NamedTuple):
@@ -115,7 +140,7 @@ class Config(NamedTuple):
 
     Attributes:
       num_states, num_actions, discount: the random MDP of parts 1 and 3.
-      anchor_shift: ``delta`` of target 2.
+      anchor_shift: ``delta`` of the anchor-shift check.
       bus_num_buses: panel sizes of part 2 (buses; nested; each divides the largest).
       bus_num_months: months per bus.
       bus_num_states, bus_discount: the Su-Judd design (175 bins, 0.975).
@@ -167,10 +192,10 @@ class Exact(NamedTuple):
     """Part 1 of one seed (max abs errors).
 
     Attributes:
-      random_mdp_float64, random_mdp_float32: target 1.
-      anchor_shift: target 2, ``max |r^_delta - r^ - delta|``.
-      anchor_shift_policy: target 2, ``max |log pi(r^_delta) - log pi|``.
-      su_judd_keep: target 3, ``max_x |r^(x, keep) - (RC - 0.001 theta11 x)|``.
+      random_mdp_float64, random_mdp_float32: ``max |r^ - r|`` on the random MDP.
+      anchor_shift: ``max |r^_delta - r^ - delta|``.
+      anchor_shift_policy: ``max |log pi(r^_delta) - log pi|``.
+      su_judd_keep: ``max_x |r^(x, keep) - (RC - 0.001 theta11 x)|``.
       su_judd_replace: ``max_x |r^(x, replace)|`` (the anchor reward is returned as given).
     """
 
@@ -205,7 +230,8 @@ class Results(NamedTuple):
 
 
 def _random_mdp(key, config: Config, dtype) -> mdp_lib.TabularMDP:
-    """SCIENCE §5.7-3 (drawn in float64 and cast, so that both precisions share the draw)."""
+    """The random MDP of part 1 (drawn in float64 and cast, so that both precisions share the
+    draw)."""
     key_reward, key_transitions = jax.random.split(key)
     shape = (config.num_states, config.num_actions)
     reward = jax.random.normal(key_reward, shape, jnp.float64).at[:, 0].set(0.0)
@@ -527,7 +553,60 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
-_EXACT = "SCIENCE.md 7.A{}; issue 6 (tabular PQR)"
+def _metric_labels(config: Config) -> dict[str, str]:
+    """Every metric of :func:`summarize` under ``config`` in words (rewards in utility units)."""
+    exact = "exact policy and transitions"
+    labels = {
+        "exact_random_mdp_float64": f"largest reward error of PQR, {exact}, random MDP, float64",
+        "exact_random_mdp_float32": f"largest reward error of PQR, {exact}, random MDP, float32",
+        "exact_anchor_shift": "largest |r_delta - r - delta| after adding delta to the anchor "
+        "reward",
+        "exact_anchor_shift_policy": "largest change of log pi implied by the shifted reward",
+        "exact_su_judd_keep": "largest |r(x, keep) - (RC - 0.001 theta11 x)| of PQR, "
+        f"{exact}, Su-Judd bus",
+        "exact_su_judd_replace": "largest |r(x, replace)| of PQR, Su-Judd bus (the anchor "
+        "reward, given as 0)",
+    }
+    difference = "RMSE of the keep-minus-replace reward over visited mileage bins"
+    for buses in config.bus_num_buses:
+        panel = f"{buses} buses x {config.bus_num_months} months"
+        for method, label in BUS_METHOD_LABELS.items():
+            labels[f"bus_rmse_{method}_{buses}buses"] = f"{difference}, {label}, {panel}"
+        labels[f"bus_nfxp_converged_{buses}buses"] = f"NFXP (BHHH) converged (1 = yes), {panel}"
+    for n in config.tabular_sample_sizes:
+        for method, label in TABULAR_METHOD_LABELS.items():
+            labels[f"tabular_rmse_{method}_n{n}"] = (
+                f"RMSE of the recovered reward over states and non-anchor actions, {label}, "
+                f"random MDP, {n:,} transitions"
+            )
+    largest = "at the largest bus panel"
+    return labels | {
+        "bus_pqr_logit_rmse_ratio": "reward RMSE of PQR (logit policy), largest over smallest "
+        "bus panel (ratio)",
+        "bus_pqr_frequency_rmse_ratio": "reward RMSE of PQR (frequency policy), largest over "
+        "smallest bus panel (ratio)",
+        "tabular_pqr_rmse_ratio": "reward RMSE of PQR on the random MDP, largest over smallest "
+        "sample (ratio)",
+        "bus_pqr_minus_maxent_rmse": f"{difference}, PQR (logit policy) minus MaxEnt IRL, "
+        f"{largest}",
+        "tabular_pqr_minus_maxent_rmse": "reward RMSE on the random MDP, PQR minus MaxEnt IRL, "
+        "at the largest sample",
+        "bus_pqr_linear_minus_nfxp_rmse": f"{difference}, PQR with a linear reward head minus "
+        f"NFXP, {largest}",
+        "bus_maxent_slope": f"MaxEnt IRL's coefficient of 0.001 x (state-only reward), {largest}",
+    }
+
+
+METRIC_LABELS: dict[str, str] = _metric_labels(Config.quick()) | _metric_labels(Config.full())
+"""Every metric of :func:`summarize` in words (``full()`` adds a panel and a sample size)."""
+_CONSISTENT = (
+    "Geng et al. (2020, ICML): PQR's reward error is bounded with estimated policy and "
+    "transitions, so it falls as the sample grows; a directional expectation"
+)
+_EXACT = (
+    "Geng et al. (2020, ICML), Deep PQR: with known policy and transitions the anchor action's "
+    "reward identifies every reward ({}); exact, tolerance set by this project"
+)
 targets = [
     Target(
         "exact_random_mdp_float64",
@@ -535,28 +614,28 @@ targets = [
         1e-8,
         "numeric: PQR with exact pi and P recovers every reward of a random 50 x 3 MDP "
         "(beta = 0.9) within 1e-8 in float64",
-        _EXACT.format(1),
+        _EXACT.format("unique recovery"),
     ),
     Target(
         "exact_random_mdp_float32",
         "<",
         1e-4,
         "numeric: the same within 1e-4 with the model solved and inverted in float32",
-        _EXACT.format(1),
+        _EXACT.format("unique recovery"),
     ),
     Target(
         "exact_anchor_shift",
         "<",
         1e-8,
         "numeric: anchor reward + delta shifts every recovered reward by delta (within 1e-8)",
-        _EXACT.format(2),
+        _EXACT.format("a shifted anchor reward shifts every reward by the same constant"),
     ),
     Target(
         "exact_anchor_shift_policy",
         "<",
         1e-8,
         "numeric: the policy implied by the shifted reward is unchanged (log pi within 1e-8)",
-        _EXACT.format(2),
+        _EXACT.format("a shifted anchor reward shifts every reward by the same constant"),
     ),
     Target(
         "exact_su_judd_keep",
@@ -564,7 +643,7 @@ targets = [
         1e-6,
         "numeric: Su-Judd bus, anchor = replace with reward 0: r(x, keep) = RC - 0.001 theta11 x "
         "for all 175 bins within 1e-6",
-        _EXACT.format(3),
+        _EXACT.format("Rust (1987) bus in Su and Judd (2012)'s design: keep-minus-replace utility"),
     ),
     Target(
         "bus_pqr_logit_rmse_ratio",
@@ -572,7 +651,7 @@ targets = [
         1.0,
         "directional: PQR's keep-minus-replace reward RMSE (logit P-step) falls from the "
         "smallest to the largest bus panel",
-        "issue 6; SCIENCE.md 5.2 (5: consistency with estimated pi and P)",
+        _CONSISTENT,
     ),
     Target(
         "tabular_pqr_rmse_ratio",
@@ -580,7 +659,7 @@ targets = [
         1.0,
         "directional: PQR's reward RMSE (frequency pi and P) on the random MDP falls from the "
         "smallest to the largest sample",
-        "issue 6; SCIENCE.md 5.2 (5)",
+        _CONSISTENT,
     ),
     Target(
         "tabular_pqr_minus_maxent_rmse",
@@ -588,7 +667,9 @@ targets = [
         0.0,
         "soft, directional: on action-dependent rewards PQR's reward RMSE is below MaxEnt IRL's "
         "(state-only reward; compared in the anchor normalisation) at the largest sample",
-        "SCIENCE.md 7.C18 (soft target)",
+        "Geng et al. (2020, ICML) report PQR ahead of MaxEnt-IRL-style baselines (Ziebart et "
+        "al. 2008) on reward error; their numbers are not reproduced here: a soft target, "
+        "expected by construction (MaxEnt's reward is state-only)",
     ),
     Target(
         "bus_pqr_minus_maxent_rmse",
@@ -596,9 +677,15 @@ targets = [
         0.0,
         "soft, directional: on the bus (replacement cost: an action-dependent reward) PQR's "
         "keep-minus-replace RMSE is below MaxEnt IRL's at the largest panel",
-        "SCIENCE.md 7.C18 (soft target)",
+        "Geng et al. (2020, ICML) report PQR ahead of MaxEnt-IRL-style baselines (Ziebart et "
+        "al. 2008) on reward error; their numbers are not reproduced here: a soft target, "
+        "expected by construction (MaxEnt's reward is state-only)",
     ),
 ]
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_DASHES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (1, 1)))
 
 
 def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
@@ -609,31 +696,43 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     figure = Figure(figsize=(10.0, 4.0), layout="constrained")
     axes = figure.subplots(1, 2)
     panels = (
-        (axes[0], config.bus_num_buses, results.bus_rmse, "buses x 120 months", "Su-Judd bus"),
+        (
+            axes[0],
+            config.bus_num_buses,
+            results.bus_rmse,
+            f"buses (x {config.bus_num_months} months)",
+            "Su-Judd bus: keep-minus-replace reward",
+            BUS_METHOD_LABELS,
+        ),
         (
             axes[1],
             config.tabular_sample_sizes,
             results.tabular_rmse,
             "transitions",
-            f"random {config.num_states} x {config.num_actions} MDP",
+            f"random MDP, {config.num_states} states x {config.num_actions} actions",
+            TABULAR_METHOD_LABELS,
         ),
     )
-    for ax, sizes, rmse, xlabel, title in panels:
-        for method, values in rmse.items():
+    for ax, sizes, rmse, xlabel, title, labels in panels:
+        for index, (method, values) in enumerate(rmse.items()):
             values = np.asarray(values, np.float64)
+            # side by side on the log axis, each its own marker and dash: no curve hides another
+            offset = 1.04 ** (index - (len(rmse) - 1) / 2)
             ax.errorbar(
-                sizes,
+                np.asarray(sizes) * offset,
                 values.mean(0),
                 yerr=standard_error(values),
-                label=method,
+                label=labels[method],
                 capsize=3,
-                marker="o",
+                marker=_MARKERS[index],
+                linestyle=_DASHES[index],
+                markerfacecolor="none",
             )
         ax.set(
             xscale="log",
             yscale="log",
             xlabel=xlabel,
-            ylabel="reward RMSE",
+            ylabel="reward RMSE (utility units)",
             title=f"{title}, {seeds} seeds (± s.e.)",
         )
         ax.set_xticks(list(sizes), [f"{size:,}" for size in sizes])
@@ -648,14 +747,25 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     visited = np.asarray(results.bus_visits)[0] > 0
     with jax.enable_x64(True):
         truth = np.asarray(_true_difference(config))
-    ax.plot(x, truth, "k-", label="truth")
-    for method in BUS_METHODS:
+    ax.plot(x, truth, "k-", linewidth=2.5, label="truth: RC - 0.001 theta11 x")
+    for index, method in enumerate(BUS_METHODS):
         estimate = np.asarray(results.bus_keep_reward[method], np.float64)[0]
-        ax.plot(x[visited], estimate[visited], ".", markersize=3, label=method)
+        # hollow markers of decreasing size over dashed lines: coinciding estimates stay visible
+        ax.plot(
+            x[visited],
+            estimate[visited],
+            marker=_MARKERS[index],
+            markersize=7 - index,
+            markevery=max(1, int(visited.sum()) // 25),
+            markerfacecolor="none",
+            linestyle=_DASHES[index],
+            linewidth=1,
+            label=BUS_METHOD_LABELS[method],
+        )
     ax.set(
         xlabel="mileage bin x",
-        ylabel="r(x, keep) - r(x, replace)",
-        title=f"seed 0, {max(config.bus_num_buses)} buses (visited bins)",
+        ylabel="r(x, keep) - r(x, replace) (utility units)",
+        title=f"seed 0, {max(config.bus_num_buses)} buses (visited mileage bins)",
         ylim=(min(-5.0, float(truth.min()) - 5.0), float(truth.max()) + 10.0),
     )
     ax.legend(fontsize=8)
