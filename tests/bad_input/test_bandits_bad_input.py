@@ -499,3 +499,75 @@ def test_concurrent_saves_of_one_step_commit_exactly_one(tmp_path):
     state, metadata = C.restore_checkpoint(tmp_path, like)
     assert metadata["step"] == 7
     np.testing.assert_array_equal(state.writer, np.full(16, winners[0]))
+
+
+# ------------------------------------------------------------------ documented results
+
+
+@pytest.mark.timeout(60)
+def test_the_reported_hang_is_refused_at_update_and_survived_at_sample(env):
+    """The reproducer: a weight of 1e39 (float32 inf) is refused by ``update``; the state it
+    would have built, made by hand, samples and returns, never selecting the broken arm."""
+    bb, state = env.bb, env.bb.init(100)
+    with pytest.raises(InvalidArgumentError, match="weights: expected finite values >= 0"):
+        bb.update(state, np.array([1]), np.array([1.0]), np.array([1e39]))
+    broken = state._replace(alpha=state.alpha.at[1].set(jnp.inf))
+    chosen = np.asarray(bb.sample(KEY, broken, 3).arms)
+    assert 1 not in chosen and np.all(chosen >= 0)
+
+
+@pytest.mark.timeout(60)
+def test_arms_outside_the_shape_domain_are_never_selected(env):
+    """Hand-built counts that are NaN, infinite, zero, negative, subnormal or above 1e38: the
+    sampler returns and selects only the healthy arms; with none, the slots are empty."""
+    bad = [np.nan, np.inf, -np.inf, 0.0, -2.0, -0.5, 1e-40, 3e38]
+    alpha = jnp.asarray(bad + [2.0, 5.0], jnp.float32)
+    state = env.bb_state._replace(alpha=alpha)
+    selection = env.bb.sample(KEY, state, 4)
+    assert np.asarray(selection.arms).tolist()[2:] == [-1, -1]
+    assert sorted(np.asarray(selection.arms).tolist()[:2]) == [8, 9]
+    batch = env.bb.sample_batch(KEY, state, 2, 3)
+    assert set(np.asarray(batch.arms).ravel().tolist()) <= {8, 9}
+    hopeless = env.bb_state._replace(beta=jnp.full(10, jnp.nan, jnp.float32))
+    empty = env.bb.sample(KEY, hopeless, 2)
+    assert np.asarray(empty.arms).tolist() == [-1, -1]
+    assert np.all(np.asarray(empty.scores) == -np.inf)
+
+
+@pytest.mark.timeout(60)
+def test_retry_loop_gives_up_after_max_attempts():
+    """The retry kernel on shapes whose proposals always reject (NaN, inf, 3e38 overflows the
+    acceptance test): without the attempt counter this never returns; with it, NaN logits."""
+    alpha = jnp.asarray([jnp.nan, jnp.inf, 3e38, 2.0], jnp.float32)
+    beta = jnp.ones(4, jnp.float32)
+    counters = jnp.arange(4, dtype=jnp.uint32)
+    shapes = R._shapes(alpha, beta)
+    index = jnp.arange(4, dtype=jnp.int32)
+    logits = np.asarray(R._retry_chunk(R.key_words(KEY), counters, alpha, beta, shapes, index))
+    assert np.all(np.isnan(logits[:3])) and np.isfinite(logits[3])
+
+
+def test_legacy_keys_are_accepted(env):
+    legacy = jax.random.PRNGKey(3)
+    assert np.asarray(env.bb.sample(legacy, env.bb_state, 2).arms).shape == (2,)
+    batch = env.probit.sample_batch(legacy, env.probit_state, env.ids, 1, 2)
+    assert np.asarray(batch.arms).shape == (2, 1)
+    assert np.asarray(D.sample_delays(legacy, env.distribution, 3)).shape == (3,)
+    assert np.asarray(R.beta_logits(legacy, env.ones, env.ones)).shape == (4,)
+
+
+def test_otf_estimate_singular_gram_falls_back_to_the_pseudo_inverse():
+    """``V`` singular (rank 1, regularization 0): ``V^+ b``, the minimum-norm solution, in
+    place of Cholesky's NaN; a positive definite ``V`` still goes through Cholesky."""
+    rows = np.array([[1.0, 2.0], [2.0, 4.0]])
+    gram, moment = D.otf_statistics(rows, np.array([1.0, 0.0]), np.ones(2), 0.0)
+    estimate = np.asarray(D.otf_estimate(gram, moment))
+    expected = np.linalg.pinv(np.asarray(gram, np.float64)) @ np.asarray(moment, np.float64)
+    np.testing.assert_allclose(estimate, expected, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(gram) @ estimate, moment, rtol=1e-4)  # consistent
+    regular = np.array([[4.0, 1.0], [1.0, 3.0]])
+    np.testing.assert_allclose(
+        np.asarray(D.otf_estimate(regular, np.array([1.0, 2.0]))),
+        np.linalg.solve(regular, [1.0, 2.0]),
+        rtol=1e-5,
+    )
