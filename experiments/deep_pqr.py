@@ -1,4 +1,4 @@
-"""Deep PQR on the SAmQ bus environment (SCIENCE §5.3–5.4, §5.7-1; target 15).
+"""Deep PQR (Geng et al. 2020) on the authors' SAmQ bus environment, and against NFXP (Su-Judd).
 
 Environment (:mod:`prime_science.sim.samq_bus`): ``s`` in ``R^3``, ``theta = (1, 0, 0)``,
 ``b = 5``; action 0 (replace, the anchor) has reward 0 and resets the relevant coordinate;
@@ -24,11 +24,13 @@ reward head) is fitted and evaluated:
 * ``anchor_q_error_<n>``: mean of ``Q_hat_A(s)`` over the test states minus the true
   ``Q(s, replace)`` (constant here); a constant error ``delta`` in ``Q_A`` shifts the keep
   reward by ``(1 - beta) delta``;
-* the author-code variant (Q-step target NOT detached: residual gradient; SCIENCE §5.4) at the
+* the author-code variant (Q-step target NOT detached, as in the authors' code
+  github.com/gengsinong/SAmQ: a residual gradient) at the
   largest ``n``, sharing our P-step: ``author_keep_slope``, ``author_keep_intercept``,
   ``author_reward_rmse``, ``author_anchor_q_error`` and ``author_minus_ours_reward_rmse``.
 
-Su–Judd part (target 16, second half; ``su_judd_datasets`` panels per seed of the design of
+Su–Judd part (Su and Judd 2012's design of Rust 1987's bus; ``su_judd_datasets`` panels per
+seed of the design of
 :mod:`prime_science.sim.bus_engine`: 50 buses x 120 months, ``beta = 0.975``): Deep PQR with the
 mileage bin ``x`` as a 1-D feature, anchor = replace with reward 0 and the linear reward head,
 against NFXP (:func:`prime_science.choice.nfxp.estimate_bus`, float64, run on the host by
@@ -40,7 +42,7 @@ against the truth), ``su_judd_pqr_minus_nfxp_{intercept,slope_x1000}``,
 ``su_judd_abs_gap_intercept`` (per seed, ``|mean over panels of PQR - NFXP intercept|``),
 ``su_judd_rmse_ratio_pqr_nfxp`` and ``su_judd_replacements`` (replacements per panel: about 43
 of 5,950 rows, so the policy net must extrapolate ``log pi(replace | x)`` where replacements
-are never seen, SCIENCE §5.8). These are reported, not gated: with ~43 replacements per panel
+are never seen). These are reported, not gated: with ~43 replacements per panel
 the per-panel s.d. of the PQR - NFXP intercept gap is about 1.2, so a fixed threshold on a few
 panels per seed would test noise.
 
@@ -73,6 +75,9 @@ from prime_science.sim.bus_engine import SU_JUDD, BusEngineDesign, simulate_bus_
 
 __all__ = [
     "NAME",
+    "METRIC_LABELS",
+    "NA_REASONS",
+    "DATASETS",
     "Config",
     "SizeResults",
     "SuJuddResults",
@@ -85,6 +90,10 @@ __all__ = [
 ]
 
 NAME = "deep_pqr"
+DATASETS: tuple[str, ...] = ()
+"""Packaged data sets the experiment reads: none (simulated data)."""
+NA_REASONS: dict[str, str] = {}
+"""No metric of this experiment can be undefined."""
 
 
 class Config(NamedTuple):
@@ -379,6 +388,67 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     return metrics
 
 
+def _metric_labels(config: Config) -> dict[str, str]:
+    """Every metric of :func:`summarize` under ``config`` in words (rewards in utility units)."""
+    fit = {
+        "keep_slope": "slope on s_1 of the recovered keep reward (truth -1)",
+        "keep_noise_coef": "largest |coefficient| of the noise coordinates in the recovered "
+        "keep reward (truth 0)",
+        "keep_intercept": "intercept of the recovered keep reward (truth b = 5)",
+        "slope_error": "|slope on s_1 + 1| of the recovered keep reward",
+        "intercept_error": "|intercept - 5| of the recovered keep reward",
+        "anchor_intercept": "intercept of the recovered replace (anchor) reward (truth 0)",
+        "reward_rmse": "reward RMSE over test states and both actions",
+        "loglik_gap": "test log-likelihood per row, generating policy minus fitted policy (nats)",
+        "anchor_q_error": "mean error of the fitted anchor Q over test states",
+        "epochs_policy": "training epochs of the policy network",
+        "epochs_anchor_q": "training epochs of the anchor-Q network",
+    }
+    labels = {
+        f"{name}_{size}": f"{text}, Deep PQR, {size:,} transitions"
+        for size in config.sample_sizes
+        for name, text in fit.items()
+    }
+    for name in ("slope_error", "keep_noise_coef", "intercept_error", "loglik_gap"):
+        labels[f"{name}_largest"] = f"{fit[name]}, Deep PQR, largest sample"
+    for name in ("keep_slope", "keep_intercept", "reward_rmse", "anchor_q_error"):
+        labels[f"author_{name}"] = (
+            f"{fit[name]}, authors' code (target not detached), largest sample"
+        )
+    labels["author_minus_ours_reward_rmse"] = (
+        "reward RMSE, authors' code minus Deep PQR with a detached target, largest sample"
+    )
+    labels["reward_rmse_ratio_largest_smallest"] = (
+        "reward RMSE of Deep PQR, largest over smallest sample (ratio)"
+    )
+    if config.su_judd_datasets:
+        utility = "keep-minus-replace utility on Su-Judd bus panels"
+        labels["su_judd_true_slope_x1000"] = "true slope x 1000 of the " + utility
+        labels["su_judd_true_intercept"] = "true intercept (RC) of the " + utility
+        for name, method in (("pqr", "Deep PQR"), ("nfxp", "NFXP")):
+            labels[f"su_judd_{name}_slope_x1000"] = f"slope x 1000 of the {utility}, {method}"
+            labels[f"su_judd_{name}_intercept"] = f"intercept of the {utility}, {method}"
+            labels[f"su_judd_{name}_rmse"] = (
+                f"RMSE over the panel's rows of the {utility}, {method}"
+            )
+        labels |= {
+            "su_judd_pqr_minus_nfxp_intercept": f"intercept of the {utility}, Deep PQR minus NFXP",
+            "su_judd_pqr_minus_nfxp_slope_x1000": f"slope x 1000 of the {utility}, Deep PQR "
+            "minus NFXP",
+            "su_judd_abs_gap_intercept": f"|intercept gap| of the {utility}, Deep PQR vs NFXP",
+            "su_judd_rmse_ratio_pqr_nfxp": f"RMSE of the {utility}, Deep PQR over NFXP (ratio)",
+            "su_judd_replacements": "engine replacements per Su-Judd panel",
+        }
+    return labels
+
+
+METRIC_LABELS: dict[str, str] = _metric_labels(Config.quick()) | _metric_labels(Config.full())
+"""Every metric of :func:`summarize` in words."""
+_SAMQ = (
+    "Geng et al. (2020, ICML), the authors' SAmQ bus environment (github.com/gengsinong/SAmQ): "
+    "keep reward b - theta . s with theta = (1, 0, 0), b = 5; tolerance set by this project"
+)
+
 targets = [
     Target(
         "slope_error_largest",
@@ -386,35 +456,37 @@ targets = [
         0.1,
         "numeric: the recovered keep reward regressed on the state has slope -theta_1 = -1 "
         "(|slope + 1| < 0.1 at the largest n, mean over seeds)",
-        "SCIENCE.md 7 target 15; 5.4 (sign caveat)",
+        f"{_SAMQ}; the authors' script compares the slope with +theta, the reward's sign "
+        "makes it -theta",
     ),
     Target(
         "keep_noise_coef_largest",
         "<",
         0.05,
         "numeric: the noise coordinates' coefficients are ~0 (largest |coef| < 0.05)",
-        "SCIENCE.md 7 target 15",
+        _SAMQ,
     ),
     Target(
         "intercept_error_largest",
         "<",
         0.3,
         "numeric: the keep reward's intercept is b = 5 (|intercept - 5| < 0.3)",
-        "SCIENCE.md 7 target 15",
+        _SAMQ,
     ),
     Target(
         "loglik_gap_largest",
         "<",
         0.01,
         "numeric: test log-likelihood of pi_hat within 0.01 nats/row of the generating policy's",
-        "SCIENCE.md 7 target 15",
+        _SAMQ,
     ),
     Target(
         "reward_rmse_ratio_largest_smallest",
         "<",
         1.0,
         "directional: the reward error shrinks with the sample size",
-        "SCIENCE.md 5.2(5) (consistency with estimated transitions)",
+        "Geng et al. (2020, ICML): PQR's reward error is bounded with estimated policy and "
+        "transitions, so it falls as the sample grows; a directional expectation",
     ),
 ]
 
@@ -434,8 +506,8 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     figure = Figure(figsize=(9.6, 3.8), layout="constrained")
     axes = figure.subplots(1, 2)
     panels = (
-        (axes[0], coef[..., 0], author_coef[:, 0], -config.env.theta[0], "slope on s1"),
-        (axes[1], intercept, author_intercept, config.env.bonus, "intercept"),
+        (axes[0], coef[..., 0], author_coef[:, 0], -config.env.theta[0], "slope on s_1"),
+        (axes[1], intercept, author_intercept, config.env.bonus, "intercept b"),
     )
     for ax, values, author_values, truth, label in panels:
         ax.errorbar(
@@ -452,12 +524,12 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
             yerr=[standard_error(author_values[:, None])[0]],
             marker="s",
             capsize=4,
-            label="author (not detached)",
+            label="authors' code (target not detached)",
         )
         ax.axhline(truth, color="k", linestyle="--", label="truth")
-        ax.set(xscale="log", xlabel="transitions", ylabel=f"keep reward {label}")
+        ax.set(xscale="log", xlabel="transitions", ylabel=f"keep reward: {label}")
     axes[0].legend()
-    figure.suptitle(f"SAmQ bus env, {seeds} seeds (± s.e.)")
+    figure.suptitle(f"SAmQ bus environment (reward 5 - s_1 for keep), {seeds} seeds (± s.e.)")
     coef_path = out_dir / "keep_reward_coefficients.png"
     figure.savefig(coef_path, dpi=120)
 
@@ -485,7 +557,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
         xscale="log",
         yscale="log",
         xlabel="transitions",
-        ylabel="reward RMSE over test states",
+        ylabel="reward RMSE over test states (utility units)",
         title=f"{seeds} seeds (± s.e.)",
     )
     ax.legend()
@@ -505,11 +577,13 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
             ax.scatter(nfxp_values, pqr_values, s=14)
             low = min(nfxp_values.min(), pqr_values.min())
             high = max(nfxp_values.max(), pqr_values.max())
-            ax.plot([low, high], [low, high], "k--", lw=1, label="PQR = NFXP")
-            ax.plot([truth], [truth], "r*", ms=12, label="truth")
+            ax.plot([low, high], [low, high], "k--", lw=1, label="Deep PQR = NFXP")
+            ax.plot([truth], [truth], "r*", ms=12, label="true value")
             ax.set(xlabel=f"NFXP {label}", ylabel=f"Deep PQR {label}")
         axes[0].legend()
-        figure.suptitle(f"Su-Judd panels: keep-minus-replace utility, {len(pqr)} panels")
+        figure.suptitle(
+            f"Su-Judd bus panels: keep-minus-replace utility, {len(pqr)} panels, one dot each"
+        )
         bus_path = out_dir / "su_judd_pqr_vs_nfxp.png"
         figure.savefig(bus_path, dpi=120)
         paths.append(bus_path)
