@@ -113,7 +113,7 @@ def block_prior_variance(
 ) -> np.ndarray:
     """``float32[num_features]``: ``scale * s_block^2`` for every block of
     :data:`BLOCK_SCALES` (the world's weight scales: the prior an empirical-Bayes step would
-    aim at, SCIENCE §2.3), ``intercept_variance`` for the intercept."""
+    aim at, Nabi et al. 2022), ``intercept_variance`` for the intercept."""
     spec = callout_feature_spec(world)
     variance = np.full(spec.num_features, intercept_variance, np.float32)
     for name, block_scale in BLOCK_SCALES.items():
