@@ -236,6 +236,10 @@ def _run_date(record: Mapping[str, Any]) -> str:
     return str(record.get("device", {}).get("date", "–"))
 
 
+def _seeds(record: Mapping[str, Any]) -> str:
+    return f"{record['seeds']} seed{'' if record['seeds'] == 1 else 's'}"
+
+
 def _summary_row(name: str, record: Mapping[str, Any]) -> str:
     total_s = record.get("timings", {}).get("total_s")
     time_s = f"{total_s:.1f}" if _finite(total_s) else "–"
@@ -285,7 +289,7 @@ def _section(name: str, record: Mapping[str, Any]) -> list[str]:
     if record.get("status") != "ok":
         context = ""
         if "scale" in record:
-            context = f" (scale `{record['scale']}`, {record['seeds']} seeds, {_run_date(record)})"
+            context = f" (scale `{record['scale']}`, {_seeds(record)}, {_run_date(record)})"
         return [
             f"**Crashed**{context}:",
             "",
@@ -297,7 +301,7 @@ def _section(name: str, record: Mapping[str, Any]) -> list[str]:
     lines = [
         record.get("description", ""),
         "",
-        f"Scale `{record['scale']}`, {record['seeds']} seeds, run {_run_date(record)}; config: "
+        f"Scale `{record['scale']}`, {_seeds(record)}, run {_run_date(record)}; config: "
         + ", ".join(f"`{key}={value}`" for key, value in record["config"].items())
         + ".",
     ]
