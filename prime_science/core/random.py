@@ -342,9 +342,9 @@ def _retry_chunk(words, counters, alpha, beta, shapes, index):
 
 
 def _in_domain(alpha: jax.Array, beta: jax.Array) -> jax.Array:
-    """Arms whose shapes lie in ``[SHAPE_MIN, SHAPE_MAX]`` (False for NaN)."""
-    inside = lambda x: (x >= SHAPE_MIN) & (x <= SHAPE_MAX)
-    return inside(alpha) & inside(beta)
+    """Arms whose shapes lie in ``[SHAPE_MIN, SHAPE_MAX]`` (False for NaN: XLA's min and max
+    propagate it, and every comparison with NaN is false)."""
+    return (jnp.minimum(alpha, beta) >= SHAPE_MIN) & (jnp.maximum(alpha, beta) <= SHAPE_MAX)
 
 
 def _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, fill, carry, fold):
@@ -361,7 +361,8 @@ def _sample_then_fold(key, alpha, beta, arm_offset, exact, mask, fill, carry, fo
     mask = mask & _in_domain(alpha, beta)
     gamma_alpha, gamma_beta, logits = _fast_pass(words, counters, alpha, beta, shapes, exact)
     accepted = gamma_alpha.accepted & gamma_beta.accepted
-    carry = fold(carry, None, jnp.where(mask, jnp.where(accepted, logits, -jnp.inf), fill))
+    rejected = -jnp.inf if fill == -jnp.inf else jnp.where(mask, -jnp.inf, fill)
+    carry = fold(carry, None, jnp.where(accepted & mask, logits, rejected))
     if not exact:
         return carry
     capacity = _retry_capacity(num_arms)
