@@ -105,11 +105,17 @@ class NFXPResult(NamedTuple):
     inner_residual: jax.Array
 
 
-def _check_increments(increment, num_increments: int | None, name: str = "increment") -> None:
+def _check_increments(
+    increment,
+    num_increments: int | None,
+    name: str = "increment",
+    size_name: str = "num_increments",
+) -> None:
     """``increment`` an ``int[n]``; when concrete, entries ``>= -1`` and, unless
-    ``num_increments`` is None, at least one ``>= 0`` and all ``< num_increments``."""
+    ``num_increments`` is None, at least one ``>= 0`` and all ``< num_increments`` (a larger
+    one is blamed on ``size_name``, the argument that set ``num_increments``)."""
     if num_increments is not None:
-        check_count("num_increments", num_increments, 1)
+        check_count(size_name, num_increments, 1)
     errors.check_rank(name, increment, 1)
     errors.check_dtype_kind(name, increment, "iu", "integer increments")
     if not errors.is_concrete(increment):
@@ -124,7 +130,7 @@ def _check_increments(increment, num_increments: int | None, name: str = "increm
         errors.fail(name, "at least one observed increment (>= 0)", "none")
     if observed.max() >= num_increments:
         errors.fail(
-            "num_increments",
+            size_name,
             f"more categories than the largest observed increment ({observed.max()})",
             num_increments,
         )
@@ -181,7 +187,7 @@ def transition_mle(increment: jax.Array, num_increments: int, dtype=jnp.float64)
 def transition_log_likelihood(increment_probs: jax.Array, increment: jax.Array) -> jax.Array:
     """``sum_{t: j_t >= 0} log p_{j_t}``."""
     errors.check_rank("increment_probs", increment_probs, 1)
-    _check_increments(increment, np.shape(increment_probs)[0])
+    _check_increments(increment, np.shape(increment_probs)[0], size_name="increment_probs")
     valid = increment >= 0
     logs = jnp.log(increment_probs)[jnp.where(valid, increment, 0)]
     return jnp.sum(jnp.where(valid, logs, 0.0))
@@ -212,7 +218,7 @@ def choice_log_likelihood(
     **solver_options,
 ) -> jax.Array:
     """``sum_t log pi(d_t | x_t)`` (``data`` checked by :func:`check_choice_data`)."""
-    check_choice_data(data, num_states, np.shape(increment_probs)[0])
+    check_choice_data(data, num_states, None)
     table, _ = bus_log_choice_table(params, increment_probs, num_states, discount, **solver_options)
     return jnp.sum(table[data.state, data.decision])
 

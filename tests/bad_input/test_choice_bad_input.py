@@ -472,7 +472,7 @@ CASES = [
         nfxp.transition_log_likelihood,
         np.array([0.5, 0.5]),
         _data().increment,
-        name="num_increments",
+        name="increment_probs",
     ),
     case(
         "bus_log_likelihood-params-shape",
@@ -857,9 +857,11 @@ def test_discount_zero_is_the_static_logit():
         np.testing.assert_allclose(value, expected, rtol=1e-12)
         assert bool(info.converged)
         mixed = _data(decision=np.array([0, 0, 1, 0, 0, 0, 0, 0, 1, 0], np.int32))
-        fit = nfxp.estimate_bus(
-            mixed, num_states=NUM_STATES, discount=0.0, num_increments=NUM_INCREMENTS
-        )
+        fit = jax.jit(
+            lambda d: nfxp.estimate_bus(
+                d, num_states=NUM_STATES, discount=0.0, num_increments=NUM_INCREMENTS
+            )
+        )(mixed)
     assert bool(fit.info.converged)
     assert np.all(np.isfinite(np.asarray(fit.params)))
 

@@ -7,13 +7,7 @@ import pytest
 
 from experiments import rust_bus
 from prime_science import runner
-from prime_science.runner import DataNotFoundError, data_dir, run_experiment
-
-try:
-    data_dir()
-    HAVE_DATA = True
-except DataNotFoundError:
-    HAVE_DATA = False
+from prime_science.runner import run_experiment
 
 TINY = rust_bus.Config(mc_num_datasets=2)
 SEEDS = 2
@@ -25,7 +19,6 @@ def test_passes_registration_checks():
         hash(config)
 
 
-@pytest.mark.skipif(not HAVE_DATA, reason="shared/data (Rust bus files) not found")
 @pytest.mark.slow
 def test_runs_end_to_end_and_replicates_table_ix(tmp_path):
     record = run_experiment(rust_bus, seeds=SEEDS, config=TINY, out_dir=tmp_path, progress=False)
