@@ -43,7 +43,6 @@ table, so an argmax over ``delta_c`` never picks them.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from typing import Any, NamedTuple
 
@@ -59,7 +58,10 @@ __all__ = [
     "LayoutSpace",
     "ScoreTables",
     "layout_space",
+    "check_space",
     "check_layouts",
+    "check_weights",
+    "check_context",
     "check_contexts",
     "feature_ids",
     "score",
@@ -147,27 +149,49 @@ def layout_space(num_variants: Any, num_context: int = 0, model: str = "mvt2") -
 
 @functools.lru_cache(maxsize=64)
 def _offsets(space: LayoutSpace) -> dict[str, Any]:
-    """Block offsets (numpy, static): first-order starts, pair starts, context starts."""
+    """Block offsets (numpy, static), without a Python loop over components or pairs.
+
+    ``first[i] = 1 + P_i`` with ``P_i = sum_{j<i} N_j``. Pair ``(j, k)``, ``j < k``, in
+    row-major order starts at ``row[j] + N_j (P_k - P_{j+1})`` where
+    ``row[j] = 1 + T + sum_{j'<j} N_j' (T - P_{j'+1})`` (``T = sum_i N_i``) is the start of
+    row ``j``'s pairs; ``pair_j``, ``pair_k``, ``pair_start`` list them in that order.
+    """
     sizes = np.asarray(space.num_variants, np.int64)
-    d = sizes.shape[0]
-    first = 1 + np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    position = 1 + int(sizes.sum())
-    pairs = {}
+    total = int(sizes.sum())
+    prefix = np.concatenate([[0], np.cumsum(sizes)])  # P_0 .. P_D
+    first = 1 + prefix[:-1]
+    position = 1 + total
     if space.model == "mvt2":
-        for j, k in itertools.combinations(range(d), 2):
-            pairs[j, k] = position
-            position += int(sizes[j] * sizes[k])
+        row = position + np.concatenate([[0], np.cumsum(sizes * (total - prefix[1:]))])
+        pair_j, pair_k = np.triu_indices(sizes.shape[0], 1)
+        pair_start = row[pair_j] + sizes[pair_j] * (prefix[pair_k] - prefix[pair_j + 1])
+        position = int(row[-1])
+    else:
+        row = np.full(sizes.shape[0] + 1, position)
+        pair_j = pair_k = pair_start = np.zeros(0, np.int64)
     context = position
     position += space.num_context
     context_variant = position
-    position += space.num_context * int(sizes.sum())
+    position += space.num_context * total
     return {
         "first": first,
-        "pairs": pairs,
+        "prefix": prefix,
+        "row": row[:-1],
+        "pair_j": pair_j,
+        "pair_k": pair_k,
+        "pair_start": pair_start,
         "context": context,
         "context_variant": context_variant,
         "num_features": position,
     }
+
+
+def check_space(space: Any) -> LayoutSpace:
+    """``space`` must be a :class:`LayoutSpace` (built by :func:`layout_space`); raises naming
+    ``space``."""
+    if not isinstance(space, LayoutSpace):
+        errors.fail("space", "a LayoutSpace (design.layout_space)", type(space).__name__)
+    return space
 
 
 def check_layouts(name: str, space: LayoutSpace, layouts: Any) -> None:
@@ -210,8 +234,20 @@ def _context_or_zeros(space: LayoutSpace, contexts: Any, name: str = "context") 
     return jnp.asarray(contexts)
 
 
+def check_context(space: LayoutSpace, context: Any) -> jax.Array:
+    """One context: ``{0, 1}[C]``, or ``None`` when ``C = 0``; returned as an array (``[0]``
+    for ``None``). Raises naming ``context``."""
+    x = _context_or_zeros(space, context)
+    if x.ndim != 1:
+        errors.fail("context", f"one context of shape [{space.num_context}]", np.shape(x))
+    return x
+
+
 def feature_ids(space: LayoutSpace, layouts: Any, contexts: Any = None) -> jax.Array:
     """Active ids ``int32[..., K]`` of ``layouts: int[..., D]`` (see the module docstring).
+
+    Each block is one vectorised expression over the static offsets (no Python loop over
+    components or pairs, so tracing does not grow with ``D^2``).
 
     Args:
       space: the layout space.
@@ -219,28 +255,29 @@ def feature_ids(space: LayoutSpace, layouts: Any, contexts: Any = None) -> jax.A
       contexts: ``{0, 1}[..., C]`` (broadcast against the layouts' leading axes); required
         when ``C > 0``, ignored (must be ``None``) when ``C = 0``.
     """
+    space = check_space(space)
     check_layouts("layouts", space, layouts)
     x = _context_or_zeros(space, contexts, "contexts")
     layouts = jnp.asarray(layouts, jnp.int32)
     offsets = _offsets(space)
+    sizes = np.asarray(space.num_variants, np.int32)
     batch = layouts.shape[:-1]
-    columns = [jnp.zeros(batch, jnp.int32)]
-    columns += [int(offsets["first"][i]) + layouts[..., i] for i in range(space.num_components)]
-    for (j, k), start in offsets["pairs"].items():
-        columns.append(start + layouts[..., j] * space.num_variants[k] + layouts[..., k])
+    blocks = [jnp.zeros((*batch, 1), jnp.int32), offsets["first"].astype(np.int32) + layouts]
+    if space.model == "mvt2":
+        pair_j, pair_k = offsets["pair_j"], offsets["pair_k"]
+        starts = offsets["pair_start"].astype(np.int32)
+        blocks.append(starts + layouts[..., pair_j] * sizes[pair_k] + layouts[..., pair_k])
     if space.num_context:
         batch = jnp.broadcast_shapes(batch, x.shape[:-1])
-        on = jnp.broadcast_to(x, (*batch, space.num_context)) != 0
-        total = sum(space.num_variants)
-        for bit in range(space.num_context):
-            columns.append(jnp.where(on[..., bit], offsets["context"] + bit, -1))
-        for bit in range(space.num_context):
-            for m in range(space.num_components):
-                first = int(offsets["first"][m]) - 1 + layouts[..., m]
-                ids = offsets["context_variant"] + bit * total + first
-                columns.append(jnp.where(on[..., bit], ids, -1))
-    columns = [jnp.broadcast_to(column, batch) for column in columns]
-    return jnp.stack(columns, axis=-1).astype(jnp.int32)
+        on = jnp.broadcast_to(x, (*batch, space.num_context)) != 0  # [..., C]
+        bits = np.arange(space.num_context, dtype=np.int32)
+        blocks.append(jnp.where(on, offsets["context"] + bits, -1))
+        first = offsets["first"].astype(np.int32) - 1 + layouts  # [..., D]
+        rows = offsets["context_variant"] + bits[:, None] * int(sizes.sum())  # [C, 1]
+        ids = jnp.where(on[..., :, None], rows + first[..., None, :], -1)  # [..., C, D]
+        blocks.append(ids.reshape(*ids.shape[:-2], -1))
+    blocks = [jnp.broadcast_to(block, (*batch, block.shape[-1])) for block in blocks]
+    return jnp.concatenate(blocks, axis=-1).astype(jnp.int32)
 
 
 def score(space: LayoutSpace, weights: jax.Array, layouts: Any, contexts: Any = None) -> jax.Array:
@@ -248,13 +285,26 @@ def score(space: LayoutSpace, weights: jax.Array, layouts: Any, contexts: Any = 
 
     ``weights: float[M]``. This is ``probit.linear_scores`` over :func:`feature_ids`.
     """
-    _check_weights(space, weights)
+    space = check_space(space)
+    check_weights(space, weights)
     return linear_scores(jnp.asarray(weights), feature_ids(space, layouts, contexts))
 
 
-def _check_weights(space: LayoutSpace, weights: Any) -> None:
+def check_weights(space: LayoutSpace, weights: Any) -> None:
+    """``weights``: a real ``float[M]`` and, when concrete, finite (a NaN or infinite weight
+    has no argmax: the search would be free to return any index). Raises naming ``weights``."""
     if np.shape(weights) != (space.num_features,):
         errors.fail("weights", f"float[{space.num_features}]", f"shape {np.shape(weights)}")
+    errors.check_dtype_kind("weights", weights, "iuf", "real weights")
+    if errors.is_concrete(weights):
+        values = np.asarray(weights, np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            errors.fail(
+                "weights",
+                "finite values",
+                f"{values[bad][:5].tolist()} at ids {np.flatnonzero(bad)[:5].tolist()}",
+            )
 
 
 class ScoreTables(NamedTuple):
@@ -278,42 +328,52 @@ class ScoreTables(NamedTuple):
 def score_tables(space: LayoutSpace, weights: jax.Array, context: Any = None) -> ScoreTables:
     """The :class:`ScoreTables` of ``weights: float[M]`` and one ``context: {0, 1}[C]``.
 
-    Built from static slices of ``weights`` (each pairwise block is a contiguous
-    ``N_j x N_k`` run of the table), with no gather: about ``D^2 N_max^2`` floats written per
-    weight vector. Everything after it (:func:`component_deltas`, :func:`interaction_sums`,
+    Two gathers from ``weights`` whose indices are computed in the graph from ``D``-long
+    static vectors (:func:`_offsets`): ``first[i, v] = W[1 + P_i + v]`` and, for ``j != k``
+    with ``lo = min(j, k)``, ``hi = max(j, k)`` and ``(v_lo, v_hi)`` the variants of those
+    two components,
+
+        pair[j, a, k, b] = W[row[lo] + N_lo (P_hi - P_{lo+1}) + v_lo N_hi + v_hi]
+
+    (zero on the diagonal blocks and in the padding). About ``D^2 N_max^2`` floats written per
+    weight vector, in a graph whose size does not depend on ``D`` (a loop over the
+    ``D (D - 1) / 2`` pairs traced one slice per pair and compiled for minutes at
+    ``D = 100``). Everything after it (:func:`component_deltas`, :func:`interaction_sums`,
     :func:`table_score`) reads only these tables.
     """
-    _check_weights(space, weights)
-    x = _context_or_zeros(space, context)
-    if x.ndim != 1:
-        errors.fail("context", f"one context of shape [{space.num_context}]", np.shape(x))
+    space = check_space(space)
+    check_weights(space, weights)
+    x = check_context(space, context)
     weights = jnp.asarray(weights)
     offsets = _offsets(space)
-    sizes, n_max, d = space.num_variants, space.max_variants, space.num_components
-    starts = [int(o) for o in offsets["first"]]
-    first = [weights[o : o + n] for o, n in zip(starts, sizes, strict=True)]
+    n_max, d = space.max_variants, space.num_components
+    sizes = np.asarray(space.num_variants, np.int32)
+    variants = np.arange(n_max, dtype=np.int32)
+    valid = variants[None, :] < sizes[:, None]  # [D, N_max]
+    first_ids = offsets["first"].astype(np.int32)[:, None] + variants[None, :]
+    first = weights[np.where(valid, first_ids, 0)]
     constant = weights[0]
     if space.num_context:
         on = x.astype(weights.dtype)
-        c0, total = offsets["context"], sum(sizes)
+        c0, total = offsets["context"], int(sizes.sum())
         constant = constant + jnp.sum(on * weights[c0 : c0 + space.num_context])
         block = weights[offsets["context_variant"] :].reshape(space.num_context, total)
         shift = on @ block  # [sum N_i]: sum_l x_l W1c_l
-        first = [f + shift[o - 1 : o - 1 + n] for f, o, n in zip(first, starts, sizes, strict=True)]
-    first = jnp.stack(
-        [
-            jnp.pad(f, (0, n_max - n), constant_values=-jnp.inf)
-            for f, n in zip(first, sizes, strict=True)
-        ]
-    )
-    zero = jnp.zeros((n_max, n_max), weights.dtype)
-    blocks = [[zero] * d for _ in range(d)]
-    for (j, k), start in offsets["pairs"].items():
-        nj, nk = sizes[j], sizes[k]
-        w2 = weights[start : start + nj * nk].reshape(nj, nk)  # w2[a, b] = W2_jk(a, b)
-        w2 = jnp.pad(w2, ((0, n_max - nj), (0, n_max - nk)))
-        blocks[j][k], blocks[k][j] = w2, w2.T
-    pair = jnp.stack([jnp.stack(row, axis=1) for row in blocks])  # [D, N_max, D, N_max]
+        first = first + shift[np.where(valid, first_ids - 1, 0)]
+    first = jnp.where(valid, first, -jnp.inf)
+    if space.model == "mvt1":
+        return ScoreTables(constant, first, jnp.zeros((d, n_max, d, n_max), weights.dtype))
+    j = jnp.arange(d, dtype=jnp.int32)[:, None, None, None]
+    a = jnp.arange(n_max, dtype=jnp.int32)[None, :, None, None]
+    k = jnp.arange(d, dtype=jnp.int32)[None, None, :, None]
+    b = jnp.arange(n_max, dtype=jnp.int32)[None, None, None, :]
+    lo, hi = jnp.minimum(j, k), jnp.maximum(j, k)
+    v_lo, v_hi = jnp.where(j < k, a, b), jnp.where(j < k, b, a)
+    n, prefix = jnp.asarray(sizes), jnp.asarray(offsets["prefix"].astype(np.int32))
+    row = jnp.asarray(offsets["row"].astype(np.int32))
+    ids = row[lo] + n[lo] * (prefix[hi] - prefix[lo + 1]) + v_lo * n[hi] + v_hi
+    inside = (j != k) & (a < n[j]) & (b < n[k])
+    pair = jnp.where(inside, weights[jnp.where(inside, ids, 0)], 0).astype(weights.dtype)
     return ScoreTables(constant, first, pair)
 
 
@@ -330,7 +390,7 @@ def table_score(tables: ScoreTables, layout: jax.Array) -> jax.Array:
     components = jnp.arange(d)
     first = tables.first[components, layout]
     pair = tables.pair[components[:, None], layout[:, None], components[None, :], layout[None, :]]
-    upper = np.triu(np.ones((d, d), bool), 1)
+    upper = components[:, None] < components[None, :]
     return tables.constant + jnp.sum(first) + jnp.sum(jnp.where(upper, pair, 0))
 
 

@@ -16,14 +16,22 @@ Hill climbing (Hill et al. 2017, SCIENCE §4.2)::
 
 A step reads ``O(D N_max)`` table entries (the incremental scores of
 :func:`~prime_science.layouts.design.component_deltas`, kept up to date in :func:`climb`),
-so one search costs ``O(S K D N_max)`` plus ``O(S D^2 N_max)`` for the restarts' starting
-sums and the ``O(D^2 N_max^2)`` copy that builds the tables from the weights; ``prod_i N_i``
-never appears. ``K`` counts single-component steps (SCIENCE
-§7 target 7: "random component per step"); ``K = D`` round-robin steps is one full
-coordinate pass. A step keeps the current variant when nothing beats it (the argmax includes
-it, and ties go to the lowest variant, which scores the same), so the score never decreases
-along a climb. The result is a coordinate-wise optimum only if the last ``D`` steps visited
-every component; otherwise it is simply the best layout found.
+so the climbs cost ``O(S K D N_max)``; on top come ``O(S D^2 N_max)`` for the restarts'
+starting sums, ``O(S D^2)`` for their final scores and the ``O(D^2 N_max^2)`` copy that builds
+the tables from the ``M ~ D^2 N_max^2 / 2`` weights (reading the input); ``prod_i N_i`` never
+appears. The traced graph has the same size for every ``D`` (no Python loop over components
+or pairs), and :func:`hill_climb` is compiled once per ``(space, S, K, order)``. ``K`` counts
+single-component steps (SCIENCE §7 target 7: "random component per step"); ``K = D``
+round-robin steps is one full coordinate pass. A step keeps the current variant when nothing
+beats it (the argmax includes it, and ties go to the lowest variant, which scores the same), so
+the score never decreases along a climb. The result is a coordinate-wise optimum only if the
+last ``D`` steps visited every component; otherwise it is simply the best layout found.
+
+Every layout returned is in range, ``0 <= A_i < N_i``, whatever the weights: the padding
+variants score ``-inf`` and :func:`argmax_first` counts a NaN as ``-inf``, so a step picks a
+real variant (variant 0 when every delta is NaN or ``-inf``). :func:`hill_climb` rejects
+non-finite weights by name; inside someone's ``jit`` (no value checks) they give a layout in
+range and a NaN or infinite score.
 
 Everything is written for one weight vector; batch over requests (independent posterior
 draws) with ``jax.vmap`` over ``(key, weights)``.
@@ -32,6 +40,7 @@ draws) with ``jax.vmap`` over ``(key, weights)``.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +55,9 @@ from prime_science.layouts.design import (
     LayoutSpace,
     ScoreTables,
     all_layouts,
+    check_context,
+    check_space,
+    check_weights,
     feature_ids,
     interaction_sums,
     score_tables,
@@ -83,8 +95,12 @@ class SearchResult(NamedTuple):
 
 def argmax_first(values: jax.Array) -> jax.Array:
     """Index of the largest entry of the last axis, ties to the lowest index (a max and a
-    min-index pass: XLA:CPU's variadic argmax reduction is not vectorised)."""
+    min-index pass: XLA:CPU's variadic argmax reduction is not vectorised). A NaN counts as
+    ``-inf``, so the index is one of a largest non-NaN entry, or 0 when every entry is NaN or
+    ``-inf``; it is always in ``[0, size)``."""
     size = values.shape[-1]
+    if jnp.issubdtype(values.dtype, jnp.floating):
+        values = jnp.where(jnp.isnan(values), -jnp.inf, values)
     best = jnp.max(values, axis=-1, keepdims=True)
     index = jnp.min(jnp.where(values == best, jnp.arange(size), size), axis=-1)
     return jnp.minimum(index, size - 1).astype(jnp.int32)
@@ -97,9 +113,13 @@ def exhaustive_search(
 
     Args:
       space: at most ``max_layouts`` layouts (else ``InvalidArgumentError`` naming ``space``).
-      weights: ``float[M]``.
+      weights: ``float[M]``, finite when concrete.
       context: ``{0, 1}[C]`` when the space has a context.
     """
+    space = check_space(space)
+    if isinstance(max_layouts, bool) or not isinstance(max_layouts, int | np.integer):
+        errors.fail("max_layouts", "a positive integer", repr(max_layouts))
+    check_weights(space, weights)
     layouts = all_layouts(space, max_layouts)
     ids = feature_ids(space, layouts, context)
     scores = linear_scores(jnp.asarray(weights), ids)
@@ -115,8 +135,20 @@ def _uniforms(key: PRNGKey, shape: tuple[int, ...]) -> jax.Array:
     return uniform_open(random_bits(key_words(key), 0, counters)).reshape(shape)
 
 
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    ok = isinstance(shape, tuple) and all(
+        not isinstance(n, bool) and isinstance(n, int | np.integer) and n >= 0 for n in shape
+    )
+    if not ok:
+        errors.fail("shape", "a tuple of integers >= 0", repr(shape))
+    return tuple(int(n) for n in shape)
+
+
 def random_layouts(key: PRNGKey, space: LayoutSpace, shape: tuple[int, ...] = ()) -> jax.Array:
     """Uniformly random layouts ``int32[*shape, D]`` (component ``i`` uniform on ``N_i``)."""
+    errors.check_key("key", key)
+    space = check_space(space)
+    shape = _check_shape(shape)
     sizes = jnp.asarray(space.num_variants, jnp.float32)
     uniforms = _uniforms(key, (*shape, space.num_components))
     return jnp.minimum(jnp.floor(uniforms * sizes), sizes - 1).astype(jnp.int32)
@@ -126,12 +158,44 @@ def step_components(
     key: PRNGKey, num_components: int, shape: tuple[int, ...], order: str = "random"
 ) -> jax.Array:
     """The component of every step, ``int32[*shape]`` (last axis = steps): uniform on
-    ``[0, D)`` for ``"random"``, ``k mod D`` for ``"round_robin"`` (``key`` unused)."""
+    ``[0, D)`` for ``"random"``, ``k mod D`` for ``"round_robin"`` (``key`` unused, may be
+    ``None``)."""
+    if (
+        isinstance(num_components, bool)
+        or not isinstance(num_components, int | np.integer)
+        or num_components < 1
+    ):
+        errors.fail("num_components", "a positive integer", repr(num_components))
+    shape = _check_shape(shape)
+    if not shape:
+        errors.fail("shape", "at least one axis (the steps)", repr(shape))
+    if order not in ORDERS:
+        errors.fail("order", f"one of {ORDERS}", repr(order))
     if order == "random":
+        errors.check_key("key", key)
         scaled = jnp.floor(_uniforms(key, shape) * num_components)
         return jnp.minimum(scaled, num_components - 1).astype(jnp.int32)
     steps = jnp.arange(shape[-1], dtype=jnp.int32) % num_components
     return jnp.broadcast_to(steps, shape)
+
+
+def _check_tables(tables: Any, space: LayoutSpace | None = None) -> tuple[int, int]:
+    """``tables``: a :class:`ScoreTables` with ``first: [D, N_max]`` and ``pair: [D, N_max, D,
+    N_max]`` (of ``space`` when given). Returns ``(D, N_max)``."""
+    if not isinstance(tables, ScoreTables):
+        errors.fail("tables", "a ScoreTables (design.score_tables)", type(tables).__name__)
+    shape = np.shape(tables.first)
+    if space is not None and shape != (space.num_components, space.max_variants):
+        errors.fail(
+            "tables",
+            f"first of shape {(space.num_components, space.max_variants)} (the space's)",
+            f"shape {shape}",
+        )
+    if len(shape) != 2 or np.shape(tables.pair) != (*shape, *shape):
+        errors.fail(
+            "tables", "first [D, N_max] and pair [D, N_max, D, N_max]", np.shape(tables.pair)
+        )
+    return shape
 
 
 def climb(tables: ScoreTables, layout: jax.Array, components: jax.Array) -> jax.Array:
@@ -141,9 +205,30 @@ def climb(tables: ScoreTables, layout: jax.Array, components: jax.Array) -> jax.
     The pairwise sums ``G = interaction_sums(tables, A)`` are carried along: a step reads
     ``delta_c = first[c] + G[c]`` and, when ``A_c`` changes from ``a`` to ``b``, adds
     ``pair[c, b] - pair[c, a]`` (two contiguous rows of ``D N_max``) to ``G``. Every step costs
-    ``O(D N_max)`` in contiguous reads instead of ``D`` scattered rows.
+    ``O(D N_max)`` in contiguous reads instead of ``D`` scattered rows. The new variant is
+    :func:`argmax_first` of ``delta_c``, so it is always a real variant (module docstring).
+
+    Raises ``InvalidArgumentError`` naming ``tables``, ``layout`` (not ``int[D]``, or when
+    concrete a padding variant ``A_i >= N_i``) or ``components`` (not ``int[K]``, or when concrete
+    outside ``[0, D)``).
     """
-    d = tables.first.shape[0]
+    d, n_max = _check_tables(tables)
+    for name, value, size in (("layout", layout, n_max), ("components", components, d)):
+        errors.check_rank(name, value, 1)
+        errors.check_dtype_kind(name, value, "iu", "integer indices")
+        values = np.asarray(value) if errors.is_concrete(value) else None
+        if values is not None and ((values < 0) | (values >= size)).any():
+            errors.fail(name, f"indices in [0, {size})", values[:8].tolist())
+    if np.shape(layout) != (d,):
+        errors.fail("layout", f"int[{d}] (one variant per component)", np.shape(layout))
+    if errors.is_concrete(layout) and errors.is_concrete(tables.first):
+        padding = np.isneginf(np.asarray(tables.first)[np.arange(d), np.asarray(layout)])
+        if padding.any():
+            errors.fail(
+                "layout",
+                "a real variant of every component",
+                f"padding at components {np.flatnonzero(padding).tolist()}",
+            )
     components_axis = jnp.arange(d)
 
     def step(carry, component):
@@ -167,10 +252,17 @@ def hill_climb_tables(
     order: str = "random",
 ) -> SearchResult:
     """Hill climbing on prebuilt tables (see the module docstring); ``restarts`` and ``steps``
-    are static."""
+    are static. Raises ``InvalidArgumentError`` naming ``key``, ``space``, ``tables`` (not the
+    space's shapes), ``restarts``, ``steps`` or ``order``."""
+    errors.check_key("key", key)
+    space = check_space(space)
+    _check_tables(tables, space)
+    check_search(restarts, steps, order)
     key_start, key_order = jax.random.split(key)
-    starts = random_layouts(key_start, space, (restarts,))
-    components = step_components(key_order, space.num_components, (restarts, steps), order)
+    starts = random_layouts(key_start, space, (int(restarts),))
+    components = step_components(
+        key_order, space.num_components, (int(restarts), int(steps)), order
+    )
     finals = jax.vmap(climb, in_axes=(None, 0, 0))(tables, starts, components)
     scores = jax.vmap(table_score, in_axes=(None, 0))(tables, finals)
     best = argmax_first(scores)
@@ -201,15 +293,30 @@ def hill_climb(
     Args:
       key: drives the random starts (and the random component order).
       space: the layout space.
-      weights: ``float[M]``, e.g. one posterior draw.
+      weights: ``float[M]``, e.g. one posterior draw; finite (checked when concrete).
       context: ``{0, 1}[C]`` when the space has a context.
       restarts: ``S >= 1`` random starts, climbed in parallel (vmapped).
       steps: ``K >= 1`` single-component steps per restart.
       order: one of :data:`ORDERS`.
 
     Returns:
-      The best :class:`SearchResult` over the restarts. Cost ``O(S K D N_max + D^2 N_max^2)``.
+      The best :class:`SearchResult` over the restarts, its layout always in range. Cost
+      ``O(S K D N_max + S D^2 N_max + D^2 N_max^2)`` (module docstring); the tables and the
+      climb run as one compiled function, cached per ``(space, S, K, order)``.
+
+    Raises ``InvalidArgumentError`` naming ``key``, ``space``, ``weights`` (shape, dtype, a NaN
+    or infinite value), ``context``, ``restarts``, ``steps`` or ``order``; nothing is computed
+    then.
     """
+    errors.check_key("key", key)
+    space = check_space(space)
     check_search(restarts, steps, order)
+    check_weights(space, weights)
+    check_context(space, context)
+    return _hill_climb(key, space, weights, context, int(restarts), int(steps), order)
+
+
+@partial(jax.jit, static_argnums=(1, 4, 5, 6))
+def _hill_climb(key, space, weights, context, restarts, steps, order):
     tables = score_tables(space, weights, context)
-    return hill_climb_tables(key, space, tables, int(restarts), int(steps), order)
+    return hill_climb_tables(key, space, tables, restarts, steps, order)

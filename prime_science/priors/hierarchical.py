@@ -31,6 +31,16 @@ SVI and returns a :class:`~prime_science.priors.record.BetaGroupPrior`.
 
 All fits are pure functions of their arguments and key (SVI runs under ``jit`` through
 ``SVI.run``'s scan); they are meant to run outside the jitted experiment loops.
+
+Bad input. Every fit checks, before any work, its key (``errors.check_key``), ``num_groups``
+(an integer ``>= 1``, checked first so that ``0`` is reported as ``num_groups``), the data
+(the method-of-moments checks, or counts for the Beta-binomial fit), the step counts (integers
+``>= 1``; ``num_warmup >= 0``, ``num_samples >= 4``) and the real options (``learning_rate``,
+``prior_scale``, ``tau_scale``: finite and ``> 0``), and raises ``InvalidArgumentError``
+naming the argument. An SVI fit whose parameters come out non-finite (too large a step)
+raises naming ``learning_rate``. Fitted variances and Beta shapes are clipped to float32's
+normal range ``[1.2e-38, 3.4e38]``: a group whose ML ``tau`` drifts to 0 over many steps
+keeps a tiny positive variance instead of an underflowed zero.
 """
 
 from __future__ import annotations
@@ -53,7 +63,9 @@ from prime_science.priors.record import (
     BetaGroupPrior,
     GaussianGroupPrior,
     beta_group_prior,
+    check_count,
     check_group_ids,
+    check_positive,
     gaussian_group_prior,
 )
 
@@ -97,15 +109,24 @@ class NutsInfo(NamedTuple):
     num_divergences: jax.Array
 
 
-def _check_gaussian_data(estimates, sampling_variances, group_of_feature, num_groups):
-    """Boundary checks (reuses the method-of-moments checks) and jnp conversion."""
-    check_group_ids("group_of_feature", group_of_feature, num_groups, every_group=True)
+def _check_gaussian_data(key, estimates, sampling_variances, group_of_feature, num_groups):
+    """Boundary checks (key and ``num_groups`` first, then the method-of-moments checks and
+    every group non-empty) and jnp conversion."""
+    errors.check_key("key", key)
+    check_count("num_groups", num_groups, 1)
     method_of_moments(estimates, sampling_variances, group_of_feature, num_groups)
+    check_group_ids("group_of_feature", group_of_feature, num_groups, every_group=True)
     return (
         jnp.asarray(estimates, jnp.float32),
         jnp.asarray(sampling_variances, jnp.float32),
         jnp.asarray(group_of_feature, jnp.int32),
     )
+
+
+def _clip_positive(values: jax.Array) -> jax.Array:
+    """``values`` clipped to float32's normal range (module docstring)."""
+    info = jnp.finfo(jnp.float32)
+    return jnp.clip(values, info.tiny, info.max)
 
 
 def gaussian_model(estimates, sampling_variances, group_of_feature, num_groups: int) -> None:
@@ -152,8 +173,18 @@ def _empty_guide(*args: Any, **kwargs: Any) -> None:
 
 
 def _run_svi(key, model, guide, num_steps, learning_rate, *args):
+    """SVI with Adam; raises naming ``learning_rate`` when the parameters end non-finite."""
+    check_count("num_steps", num_steps, 1)
+    check_positive("learning_rate", learning_rate)
     svi = SVI(model, guide, numpyro.optim.Adam(learning_rate), Trace_ELBO())
     result = svi.run(key, num_steps, *args, progress_bar=False)
+    leaves = jax.tree_util.tree_leaves(result.params)
+    if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
+        errors.fail(
+            "learning_rate",
+            "a step size at which the SVI parameters stay finite",
+            f"{learning_rate!r} (the fit diverged)",
+        )
     return result.params, SviInfo(result.losses)
 
 
@@ -171,13 +202,14 @@ def fit_gaussian_type2(
 
     Returns the record ``N(mu_k, tau_k^2)`` over the given feature map and the loss trace.
     ``tau_k`` is parametrised on the log scale, so a group whose ML ``tau`` is 0 drifts toward
-    0 without reaching it (the record's variance stays > 0).
+    0 without reaching it (the record's variance stays > 0, clipped at float32's smallest
+    normal number). Bad input: module docstring.
     """
-    data = _check_gaussian_data(estimates, sampling_variances, group_of_feature, num_groups)
+    data = _check_gaussian_data(key, estimates, sampling_variances, group_of_feature, num_groups)
     params, info = _run_svi(
         key, gaussian_model, _empty_guide, num_steps, learning_rate, *data, num_groups
     )
-    variance = jnp.exp(2 * params["log_scale"])
+    variance = _clip_positive(jnp.exp(2 * params["log_scale"]))
     return gaussian_group_prior(params["mean"], variance, data[2]), info
 
 
@@ -194,8 +226,11 @@ def fit_gaussian_autonormal(
     tau_scale: float = 1.0,
 ) -> tuple[GaussianGroupPrior, SviInfo]:
     """Variational Bayes over the hyper-parameters with an ``AutoNormal`` guide; the record
-    holds the guide's posterior medians ``mu_k`` and ``tau_k^2``."""
-    data = _check_gaussian_data(estimates, sampling_variances, group_of_feature, num_groups)
+    holds the guide's posterior medians ``mu_k`` and ``tau_k^2`` (bad input: module
+    docstring)."""
+    data = _check_gaussian_data(key, estimates, sampling_variances, group_of_feature, num_groups)
+    prior_scale = check_positive("prior_scale", prior_scale)
+    tau_scale = check_positive("tau_scale", tau_scale)
     guide = AutoNormal(gaussian_hyperprior_model)
     params, info = _run_svi(
         key,
@@ -209,7 +244,8 @@ def fit_gaussian_autonormal(
         tau_scale,
     )
     median = guide.median(params)
-    return gaussian_group_prior(median["mean"], median["scale"] ** 2, data[2]), info
+    variance = _clip_positive(median["scale"] ** 2)
+    return gaussian_group_prior(median["mean"], variance, data[2]), info
 
 
 def fit_gaussian_nuts(
@@ -227,8 +263,14 @@ def fit_gaussian_nuts(
 ) -> tuple[GaussianGroupPrior, NutsInfo]:
     """NUTS over the hyper-parameters (``num_chains`` chains run sequentially); the record
     holds posterior means of ``mu_k`` and ``tau_k^2``; :class:`NutsInfo` has split R-hat and
-    ESS per group (one chain: R-hat of its two halves)."""
-    data = _check_gaussian_data(estimates, sampling_variances, group_of_feature, num_groups)
+    ESS per group (one chain: R-hat of its two halves; ``num_samples >= 4`` so that each half
+    has two draws). Bad input: module docstring."""
+    data = _check_gaussian_data(key, estimates, sampling_variances, group_of_feature, num_groups)
+    num_warmup = check_count("num_warmup", num_warmup, 0)
+    num_samples = check_count("num_samples", num_samples, 4)
+    num_chains = check_count("num_chains", num_chains, 1)
+    prior_scale = check_positive("prior_scale", prior_scale)
+    tau_scale = check_positive("tau_scale", tau_scale)
     mcmc = MCMC(
         NUTS(gaussian_hyperprior_model),
         num_warmup=num_warmup,
@@ -248,7 +290,7 @@ def fit_gaussian_nuts(
         num_divergences=jnp.sum(mcmc.get_extra_fields()["diverging"]).astype(jnp.int32),
     )
     mean = samples["mean"].mean(axis=(0, 1))
-    variance = (samples["scale"] ** 2).mean(axis=(0, 1))
+    variance = _clip_positive((samples["scale"] ** 2).mean(axis=(0, 1)))
     return gaussian_group_prior(mean, variance, data[2]), info
 
 
@@ -268,7 +310,12 @@ def fit_beta_binomial_type2(
       clicks, impressions: ``[n]`` counts per item (``0 <= clicks <= impressions``).
       group_of_item: ``int[n]`` group of every item in ``[0, num_groups)``; every group needs
         items.
+
+    Bad input (module docstring): ``impressions`` must be finite whole numbers ``>= 0`` and
+    ``clicks`` whole numbers in ``[0, impressions]``.
     """
+    errors.check_key("key", key)
+    check_count("num_groups", num_groups, 1)
     for name, value in (("clicks", clicks), ("impressions", impressions)):
         errors.check_rank(name, value, 1)
         errors.check_dtype_kind(name, value, "iuf", "counts")
@@ -276,8 +323,12 @@ def fit_beta_binomial_type2(
     errors.check_same_length(("clicks", "group_of_item"), clicks, group_of_item)
     if errors.is_concrete(clicks) and errors.is_concrete(impressions):
         c, n = np.asarray(clicks, np.float64), np.asarray(impressions, np.float64)
-        if not ((c >= 0) & (c <= n) & (c == np.round(c)) & (n == np.round(n))).all():
-            errors.fail("clicks", "whole numbers in [0, impressions]", "other values")
+        bad = ~(np.isfinite(n) & (n >= 0) & (n == np.round(n)))
+        if bad.any():
+            errors.fail("impressions", "finite whole numbers >= 0", n[bad][:5].tolist())
+        bad = ~((c >= 0) & (c <= n) & (c == np.round(c)))
+        if bad.any():
+            errors.fail("clicks", "whole numbers in [0, impressions]", c[bad][:5].tolist())
     check_group_ids("group_of_item", group_of_item, num_groups, every_group=True)
     data = (
         jnp.asarray(clicks, jnp.float32),
@@ -287,4 +338,5 @@ def fit_beta_binomial_type2(
     params, info = _run_svi(
         key, beta_binomial_model, _empty_guide, num_steps, learning_rate, *data, num_groups
     )
-    return beta_group_prior(jnp.exp(params["log_alpha"]), jnp.exp(params["log_beta"])), info
+    alpha, beta = (_clip_positive(jnp.exp(params[name])) for name in ("log_alpha", "log_beta"))
+    return beta_group_prior(alpha, beta), info

@@ -61,6 +61,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 
 from prime_science.core import errors
+from prime_science.priors.record import check_count, check_positive
 
 __all__ = ["Type2Fit", "probit_type2"]
 
@@ -88,22 +89,26 @@ class Type2Fit(NamedTuple):
     num_dropped: jax.Array
 
 
-def _check(events, clicks, impressions, group_of_feature, num_groups, fixed_groups, noise) -> None:
+def _check(events, clicks, impressions, group_of_feature, num_groups, fixed_groups) -> None:
     errors.check_rank("events", events, 2)
     errors.check_rank("clicks", clicks, 1)
     errors.check_rank("impressions", impressions, 1)
     errors.check_rank("group_of_feature", group_of_feature, 1)
     errors.check_dtype_kind("events", events, "iu", "integer feature ids")
+    errors.check_dtype_kind("clicks", clicks, "biuf", "click counts")
+    errors.check_dtype_kind("impressions", impressions, "biuf", "impression counts")
     errors.check_dtype_kind("group_of_feature", group_of_feature, "iu", "integer group ids")
+    if np.shape(group_of_feature)[0] == 0:
+        errors.fail("group_of_feature", "at least one feature", "an empty array")
     for name, value in (("clicks", clicks), ("impressions", impressions)):
         if np.shape(value)[0] != np.shape(events)[0]:
             expected = f"one entry per row of events ({np.shape(events)[0]})"
             errors.fail(name, expected, np.shape(value))
-    if not noise > 0:
-        errors.fail("noise", "beta > 0", noise)
-    for k in fixed_groups:
-        if not 0 <= k < num_groups:
-            errors.fail("fixed_groups", f"group ids in [0, {num_groups})", fixed_groups)
+    if not isinstance(fixed_groups, tuple | list) or not all(
+        not isinstance(k, bool) and isinstance(k, int | np.integer) and 0 <= k < num_groups
+        for k in fixed_groups
+    ):
+        errors.fail("fixed_groups", f"a tuple of group ids in [0, {num_groups})", fixed_groups)
     num_features = np.shape(group_of_feature)[0]
     if errors.is_concrete(events):
         ids = np.asarray(events)
@@ -120,7 +125,7 @@ def _check(events, clicks, impressions, group_of_feature, num_groups, fixed_grou
             errors.fail("clicks", "counts in [0, impressions]", clicked[:5])
     if errors.is_concrete(group_of_feature):
         groups = np.asarray(group_of_feature)
-        if groups.size and (groups.min() < 0 or groups.max() >= num_groups):
+        if groups.min() < 0 or groups.max() >= num_groups:
             errors.fail(
                 "group_of_feature", f"group ids in [0, {num_groups})", (groups.min(), groups.max())
             )
@@ -156,10 +161,24 @@ def probit_type2(
       min_variance: floor of a learned ``tau_k^2``.
       num_iters: evidence iterations (one Newton step and one Cholesky each).
       warm_steps: Newton steps to the MAP under the initial prior before the first iteration.
+
+    Raises ``InvalidArgumentError`` naming the argument for: wrong ranks, dtypes or lengths;
+    ids or counts out of range (when concrete); ``num_groups``, ``max_features`` or
+    ``num_iters`` not an integer ``>= 1`` and ``warm_steps`` not one ``>= 0``;
+    ``fixed_groups`` not ids in ``[0, num_groups)``; ``noise``, ``initial_variance`` or
+    ``min_variance`` not a finite number in float32's normal range (a zero variance makes the
+    prior precision infinite and the fit NaN).
     """
+    num_groups = check_count("num_groups", num_groups, 1)
+    max_features = check_count("max_features", max_features, 1)
+    num_iters = check_count("num_iters", num_iters, 1)
+    warm_steps = check_count("warm_steps", warm_steps, 0)
+    noise = check_positive("noise", noise)
+    initial_variance = check_positive("initial_variance", initial_variance)
+    min_variance = check_positive("min_variance", min_variance)
     if impressions is None:
         impressions = jnp.ones(np.shape(clicks), jnp.float32)
-    _check(events, clicks, impressions, group_of_feature, num_groups, fixed_groups, noise)
+    _check(events, clicks, impressions, group_of_feature, num_groups, fixed_groups)
     fixed = np.zeros(num_groups, bool)
     fixed[list(fixed_groups)] = True
     return _probit_type2(
@@ -170,9 +189,9 @@ def probit_type2(
         num_groups=num_groups,
         max_features=max_features,
         fixed=tuple(bool(f) for f in fixed),
-        noise=float(noise),
-        initial_variance=float(initial_variance),
-        min_variance=float(min_variance),
+        noise=noise,
+        initial_variance=initial_variance,
+        min_variance=min_variance,
         num_iters=num_iters,
         warm_steps=warm_steps,
     )

@@ -47,6 +47,8 @@ __all__ = [
     "item_prior",
     "groups_from_slices",
     "check_group_ids",
+    "check_count",
+    "check_positive",
 ]
 
 
@@ -89,6 +91,26 @@ def _check_vector(name: str, value: Any, *, positive: bool) -> Any:
             what = "finite values > 0" if positive else "finite values"
             errors.fail(name, what, f"{array[bad][:5].tolist()} at {np.flatnonzero(bad)[:5]}")
     return value
+
+
+def check_count(name: str, value: Any, low: int) -> int:
+    """A Python or numpy integer ``>= low`` (not a bool); raises naming ``name``. Shared by
+    the boundary checks of :mod:`prime_science.priors`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        errors.fail(name, f"an integer >= {low}", repr(value))
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A real scalar in float32's normal range ``[1.18e-38, 3.4e38]``: finite, ``> 0`` and with
+    a finite reciprocal (a variance of ``0`` or ``1e-45`` would make a precision infinite).
+    Raises naming ``name``."""
+    info = np.finfo(np.float32)
+    if isinstance(value, bool) or np.ndim(value) != 0 or np.asarray(value).dtype.kind not in "iuf":
+        errors.fail(name, "a real number > 0", repr(value))
+    if not info.tiny <= float(value) <= info.max:
+        errors.fail(name, f"a finite number in [{info.tiny:.3g}, {info.max:.3g}]", repr(value))
+    return float(value)
 
 
 def check_group_ids(name: str, ids: Any, num_groups: int, *, every_group: bool) -> None:
@@ -168,19 +190,28 @@ def groups_from_slices(
     """``(group_of_feature: int32[M], names)``: group ``k`` is the id range ``slices[names[k]]``.
 
     Use with :attr:`prime_science.bandits.features.FeatureSpec.block_slices` to make one group
-    per feature block. Raises ``InvalidArgumentError`` unless the slices cover
-    ``[0, num_features)`` exactly once, each with at least one id.
+    per feature block. Raises ``InvalidArgumentError`` naming ``num_features`` unless it is an
+    integer ``>= 1``, ``slices`` unless it is a dict of slices that cover ``[0, num_features)``
+    exactly once, and ``slices[name]`` unless that entry is a ``slice(start, stop)`` with
+    integers ``0 <= start < stop <= num_features`` (step 1 or ``None``) disjoint from the others.
     """
+    num_features = check_count("num_features", num_features, 1)
+    if not isinstance(slices, dict):
+        errors.fail("slices", "a dict of name -> slice", type(slices).__name__)
     groups = np.full(num_features, -1, np.int32)
     names = tuple(slices)
     for index, name in enumerate(names):
         ids = slices[name]
-        start, stop, step = ids.indices(num_features)
-        if step != 1 or stop <= start or ids.stop > num_features:
-            errors.fail(f"slices[{name!r}]", f"a non-empty range inside [0, {num_features})", ids)
-        if (groups[start:stop] >= 0).any():
+        bounds = (ids.start, ids.stop) if isinstance(ids, slice) else (None, None)
+        ok = all(not isinstance(b, bool) and isinstance(b, int | np.integer) for b in bounds)
+        ok = ok and ids.step in (None, 1) and 0 <= bounds[0] < bounds[1] <= num_features
+        if not ok:
+            errors.fail(
+                f"slices[{name!r}]", f"a slice(start, stop) inside [0, {num_features})", ids
+            )
+        if (groups[ids] >= 0).any():
             errors.fail(f"slices[{name!r}]", "a range disjoint from the others", ids)
-        groups[start:stop] = index
+        groups[ids] = index
     if (groups < 0).any():
         missing = np.flatnonzero(groups < 0)
         errors.fail("slices", f"ranges covering every feature id < {num_features}", missing[:5])
