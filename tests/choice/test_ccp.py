@@ -3,11 +3,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from prime_science.choice import ccp, mdp, nfxp, solvers
 from prime_science.datasets import rust_bus
-
 
 
 def test_inversion_at_the_true_policy_reproduces_the_fixed_point_values():

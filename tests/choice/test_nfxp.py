@@ -3,12 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from prime_science.choice import nfxp
 from prime_science.datasets import rust_bus
 from prime_science.sim.bus_engine import BusEngineDesign, simulate_bus_panel
-
 
 # Rust (1987) Table IX, beta = 0.9999, group 4 (PROVENANCE.md)
 RC, THETA11, THETA3, LOG_LIKELIHOOD = 10.075, 2.293, (0.3919, 0.5953, 0.0128), -3304.155
