@@ -23,6 +23,14 @@ Every policy is a :class:`LayoutPolicy` of pure functions over a state of arrays
 
 Contexts (``C > 0``, MVT2c) enter ``choose``/``update``/``recommend`` of :func:`mvt_thompson`
 as ``{0, 1}[R, C]`` / ``[n, C]`` / ``[C]``; the baselines take no context.
+
+Bad input. The factories and every ``choose``/``update``/``recommend`` check their arguments
+eagerly and raise ``InvalidArgumentError`` naming the argument: ``space`` not a
+:class:`~prime_science.layouts.design.LayoutSpace`, a ``key`` that is not one PRNG key
+(``errors.check_key``), ``num_requests`` not a positive integer, a ``state`` of the wrong type
+or shapes (and, when concrete, with a non-finite mean or a variance that is not finite and
+``> 0``), layouts out of range, ``rewards`` not 0/1 or of another length, contexts of the
+wrong shape or not 0/1. A failed call returns nothing and changes nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.bandits.beta_bernoulli import beta_bernoulli
+from prime_science.bandits.beta_bernoulli import BetaBernoulliState, beta_bernoulli
 from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
 from prime_science.core import errors
 from prime_science.core.random import box_muller, key_words, random_bits, uniform_open
@@ -78,7 +86,25 @@ def posterior_draw(key: PRNGKey, mean: jax.Array, variance: jax.Array) -> jax.Ar
     sine normal. On the 2-core CPU, 1,024 draws of 4,601 weights took 32 ms against 48 ms
     for ``jax.random.normal`` alone; the draw is about a third of a hill-climbing request at
     ``D = N = 10`` (``prime_science.layouts.benchmark``).
+
+    Raises ``InvalidArgumentError`` naming ``key``, ``mean`` (not a real vector; when
+    concrete, not finite) or ``variance`` (not the shape of ``mean``; when concrete, not
+    finite and ``>= 0``).
     """
+    errors.check_key("key", key)
+    errors.check_rank("mean", mean, 1)
+    errors.check_dtype_kind("mean", mean, "f", "floating-point means")
+    if np.shape(variance) != np.shape(mean):
+        errors.fail("variance", f"the shape of mean {np.shape(mean)}", np.shape(variance))
+    errors.check_dtype_kind("variance", variance, "f", "floating-point variances")
+    for name, value, good in (
+        ("mean", mean, np.isfinite),
+        ("variance", variance, lambda x: np.isfinite(x) & (x >= 0)),
+    ):
+        if errors.is_concrete(value) and not good(np.asarray(value)).all():
+            values = np.asarray(value)
+            errors.fail(name, "finite values (variances >= 0)", values[~good(values)][:5].tolist())
+    mean, variance = jnp.asarray(mean), jnp.asarray(variance)
     size = mean.shape[0]
     words = key_words(key)
     counters = jnp.arange((size + 1) // 2, dtype=jnp.uint32)
@@ -89,10 +115,26 @@ def posterior_draw(key: PRNGKey, mean: jax.Array, variance: jax.Array) -> jax.Ar
     return materialise(mean + jnp.sqrt(variance) * normals)
 
 
-def _check_space(space: Any) -> design.LayoutSpace:
-    if not isinstance(space, design.LayoutSpace):
-        errors.fail("space", "a LayoutSpace (design.layout_space)", type(space).__name__)
-    return space
+def _check_state(state: Any, kind: type, fields: tuple[str, ...], size: int) -> None:
+    """``state``: a ``kind`` whose ``fields`` are vectors of length ``size``; when concrete,
+    the ProbitState's mean finite and variance finite ``> 0`` (the Beta states are checked by
+    :func:`beta_bernoulli`'s own functions)."""
+    if not isinstance(state, kind):
+        errors.fail("state", f"a {kind.__name__} (the policy's init())", type(state).__name__)
+    for field in fields:
+        if np.shape(getattr(state, field)) != (size,):
+            errors.fail(f"state.{field}", f"shape ({size},)", np.shape(getattr(state, field)))
+    if (
+        kind is ProbitState
+        and errors.is_concrete(state.mean)
+        and errors.is_concrete(state.variance)
+    ):
+        mean, variance = np.asarray(state.mean), np.asarray(state.variance)
+        if not np.isfinite(mean).all():
+            errors.fail("state.mean", "finite values", mean[~np.isfinite(mean)][:5].tolist())
+        good = np.isfinite(variance) & (variance > 0)
+        if not good.all():
+            errors.fail("state.variance", "finite values > 0", variance[~good][:5].tolist())
 
 
 def _check_requests(num_requests: Any) -> int:
@@ -106,10 +148,17 @@ def _check_requests(num_requests: Any) -> int:
 
 
 def _check_feedback(space: design.LayoutSpace, layouts: Any, rewards: Any) -> None:
+    """``layouts: int[n, D]`` in range and ``rewards: {0, 1}[n]`` (bool, integer or real)."""
     design.check_layouts("layouts", space, layouts)
     errors.check_rank("layouts", layouts, 2)
     errors.check_rank("rewards", rewards, 1)
+    errors.check_dtype_kind("rewards", rewards, "biuf", "0/1 rewards")
     errors.check_same_length(("layouts", "rewards"), layouts, rewards)
+    if errors.is_concrete(rewards):
+        values = np.asarray(rewards, np.float64)
+        bad = (values != 0) & (values != 1)
+        if bad.any():
+            errors.fail("rewards", "values in {0, 1}", values[bad][:5].tolist())
 
 
 def mvt_thompson(
@@ -137,7 +186,7 @@ def mvt_thompson(
     Returns:
       A :class:`LayoutPolicy` whose state is a :class:`ProbitState` over ``space.num_features``.
     """
-    space = _check_space(space)
+    space = design.check_space(space)
     if search_method not in SEARCHES:
         errors.fail("search_method", f"one of {SEARCHES}", repr(search_method))
     search.check_search(restarts, steps, order)
@@ -172,7 +221,9 @@ def mvt_thompson(
     ) -> jax.Array:
         """``int32[R, D]``: per request one draw ``w~ = mu + sigma z`` (:func:`posterior_draw`)
         and its best layout."""
+        errors.check_key("key", key)
         num_requests = _check_requests(num_requests)
+        _check_state(state, ProbitState, ProbitState._fields, space.num_features)
         return choose_core(key, state, num_requests, contexts_for(contexts, num_requests))
 
     @partial(jax.jit, static_argnums=2)
@@ -196,9 +247,10 @@ def mvt_thompson(
 
     def recommend(key: PRNGKey, state: ProbitState, context: Any = None) -> jax.Array:
         """``int32[D]``: the best layout under the posterior mean (exhaustive when small)."""
-        if space.num_context:
-            design.check_contexts("context", space, context)
-        return recommend_core(key, state, context)
+        errors.check_key("key", key)
+        _check_state(state, ProbitState, ProbitState._fields, space.num_features)
+        design.check_context(space, context)
+        return recommend_core(key, state, context if space.num_context else None)
 
     @jax.jit
     def recommend_core(key, state, context):
@@ -216,7 +268,7 @@ def layout_mab(
 ) -> LayoutPolicy:
     """N^D-MAB: Beta-Bernoulli Thompson sampling, one arm per layout (row-major arm ids);
     ``approximate`` selects the Wilson-Hilferty Beta sampler of :func:`beta_bernoulli`."""
-    space = _check_space(space)
+    space = design.check_space(space)
     if space.num_layouts > EXHAUSTIVE_LIMIT:
         errors.fail("space", f"at most {EXHAUSTIVE_LIMIT} layouts", space.num_layouts)
     bandit = beta_bernoulli(prior_alpha, prior_beta, approximate=approximate)
@@ -225,17 +277,20 @@ def layout_mab(
 
     def choose(key, state, num_requests, contexts=None):
         """``int32[R, D]``: one Beta draw per layout and request, the argmax's layout."""
+        _check_state(state, BetaBernoulliState, ("alpha", "beta"), space.num_layouts)
         arms = bandit.sample_batch(key, state, 1, _check_requests(num_requests)).arms[:, 0]
         return layouts_table[arms]
 
     def update(state, layouts, rewards, contexts=None):
         """Count the batch's successes and failures on the layouts' arms."""
+        _check_state(state, BetaBernoulliState, ("alpha", "beta"), space.num_layouts)
         _check_feedback(space, layouts, rewards)
         arms = jnp.asarray(layouts, jnp.int32) @ jnp.asarray(strides)
         return bandit.update(state, arms, jnp.asarray(rewards, jnp.float32))
 
     def recommend(key, state, context=None):
         """The layout with the largest posterior mean ``alpha / (alpha + beta)``."""
+        _check_state(state, BetaBernoulliState, ("alpha", "beta"), space.num_layouts)
         return layouts_table[search.argmax_first(state.alpha / (state.alpha + state.beta))]
 
     return LayoutPolicy(lambda: bandit.init(space.num_layouts), choose, update, recommend)
@@ -256,7 +311,7 @@ def component_mabs(
     (``lax.map`` over components, each drawing with the other blocks masked out): the draws
     and updates of different components never mix.
     """
-    space = _check_space(space)
+    space = design.check_space(space)
     bandit = beta_bernoulli(prior_alpha, prior_beta, approximate=approximate)
     d, n_max = space.num_components, space.max_variants
     valid = np.arange(n_max)[None, :] < np.asarray(space.num_variants)[:, None]  # [D, N_max]
@@ -269,6 +324,8 @@ def component_mabs(
 
     def choose(key, state, num_requests, contexts=None):
         """``int32[R, D]``: each component's own Thompson draw over its variants."""
+        errors.check_key("key", key)
+        _check_state(state, BetaBernoulliState, ("alpha", "beta", "active"), d * n_max)
         return choose_core(key, state, _check_requests(num_requests))
 
     @partial(jax.jit, static_argnums=2)
@@ -283,6 +340,7 @@ def component_mabs(
 
     def update(state, layouts, rewards, contexts=None):
         """Every component's slot of the shown variant gets the layout's reward."""
+        _check_state(state, BetaBernoulliState, ("alpha", "beta", "active"), d * n_max)
         _check_feedback(space, layouts, rewards)
         arms = (jnp.asarray(layouts, jnp.int32) + offsets).reshape(-1)
         rewards = jnp.repeat(jnp.asarray(rewards, jnp.float32), d)
@@ -290,6 +348,7 @@ def component_mabs(
 
     def recommend(key, state, context=None):
         """Each component's variant with the largest posterior mean."""
+        _check_state(state, BetaBernoulliState, ("alpha", "beta", "active"), d * n_max)
         means = (state.alpha / (state.alpha + state.beta)).reshape(d, n_max)
         return search.argmax_first(jnp.where(valid, means, -jnp.inf))
 
@@ -298,7 +357,7 @@ def component_mabs(
 
 def uniform_layouts(space: design.LayoutSpace) -> LayoutPolicy:
     """Uniformly random layouts (A/B/n); learns nothing (state ``()``)."""
-    space = _check_space(space)
+    space = design.check_space(space)
 
     def choose(key, state, num_requests, contexts=None):
         return search.random_layouts(key, space, (_check_requests(num_requests),))
@@ -308,6 +367,6 @@ def uniform_layouts(space: design.LayoutSpace) -> LayoutPolicy:
         return state
 
     def recommend(key, state, context=None):
-        return search.random_layouts(key, space)
+        return search.random_layouts(key, space)  # checks ``key``
 
     return LayoutPolicy(lambda: (), choose, update, recommend)

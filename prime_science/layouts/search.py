@@ -57,6 +57,7 @@ from prime_science.layouts.design import (
     all_layouts,
     check_context,
     check_space,
+    check_tables,
     check_weights,
     feature_ids,
     interaction_sums,
@@ -97,7 +98,11 @@ def argmax_first(values: jax.Array) -> jax.Array:
     """Index of the largest entry of the last axis, ties to the lowest index (a max and a
     min-index pass: XLA:CPU's variadic argmax reduction is not vectorised). A NaN counts as
     ``-inf``, so the index is one of a largest non-NaN entry, or 0 when every entry is NaN or
-    ``-inf``; it is always in ``[0, size)``."""
+    ``-inf``; it is always in ``[0, size)``. Raises naming ``values`` unless it has a last
+    axis of length ``>= 1``."""
+    if np.ndim(values) < 1 or np.shape(values)[-1] < 1:
+        errors.fail("values", "an array with a non-empty last axis", f"shape {np.shape(values)}")
+    values = jnp.asarray(values)
     size = values.shape[-1]
     if jnp.issubdtype(values.dtype, jnp.floating):
         values = jnp.where(jnp.isnan(values), -jnp.inf, values)
@@ -179,25 +184,6 @@ def step_components(
     return jnp.broadcast_to(steps, shape)
 
 
-def _check_tables(tables: Any, space: LayoutSpace | None = None) -> tuple[int, int]:
-    """``tables``: a :class:`ScoreTables` with ``first: [D, N_max]`` and ``pair: [D, N_max, D,
-    N_max]`` (of ``space`` when given). Returns ``(D, N_max)``."""
-    if not isinstance(tables, ScoreTables):
-        errors.fail("tables", "a ScoreTables (design.score_tables)", type(tables).__name__)
-    shape = np.shape(tables.first)
-    if space is not None and shape != (space.num_components, space.max_variants):
-        errors.fail(
-            "tables",
-            f"first of shape {(space.num_components, space.max_variants)} (the space's)",
-            f"shape {shape}",
-        )
-    if len(shape) != 2 or np.shape(tables.pair) != (*shape, *shape):
-        errors.fail(
-            "tables", "first [D, N_max] and pair [D, N_max, D, N_max]", np.shape(tables.pair)
-        )
-    return shape
-
-
 def climb(tables: ScoreTables, layout: jax.Array, components: jax.Array) -> jax.Array:
     """Coordinate ascent from ``layout: int32[D]``: for each ``c`` of ``components: int[K]``
     in turn, ``A_c <- argmax_v delta_c(v)``. Returns the final layout (score never lower).
@@ -208,26 +194,20 @@ def climb(tables: ScoreTables, layout: jax.Array, components: jax.Array) -> jax.
     ``O(D N_max)`` in contiguous reads instead of ``D`` scattered rows. The new variant is
     :func:`argmax_first` of ``delta_c``, so it is always a real variant (module docstring).
 
-    Raises ``InvalidArgumentError`` naming ``tables``, ``layout`` (not ``int[D]``, or when
-    concrete a padding variant ``A_i >= N_i``) or ``components`` (not ``int[K]``, or when concrete
-    outside ``[0, D)``).
+    Raises ``InvalidArgumentError`` naming ``tables`` or ``layout`` (see
+    :func:`~prime_science.layouts.design.check_tables`) or ``components`` (not ``int[K]``, or
+    when concrete outside ``[0, D)``).
     """
-    d, n_max = _check_tables(tables)
-    for name, value, size in (("layout", layout, n_max), ("components", components, d)):
-        errors.check_rank(name, value, 1)
-        errors.check_dtype_kind(name, value, "iu", "integer indices")
-        values = np.asarray(value) if errors.is_concrete(value) else None
-        if values is not None and ((values < 0) | (values >= size)).any():
-            errors.fail(name, f"indices in [0, {size})", values[:8].tolist())
-    if np.shape(layout) != (d,):
-        errors.fail("layout", f"int[{d}] (one variant per component)", np.shape(layout))
-    if errors.is_concrete(layout) and errors.is_concrete(tables.first):
-        padding = np.isneginf(np.asarray(tables.first)[np.arange(d), np.asarray(layout)])
-        if padding.any():
+    d, _ = check_tables(tables, layout)
+    errors.check_rank("components", components, 1)
+    errors.check_dtype_kind("components", components, "iu", "integer component indices")
+    if errors.is_concrete(components):
+        values = np.asarray(components)
+        if ((values < 0) | (values >= d)).any():
             errors.fail(
-                "layout",
-                "a real variant of every component",
-                f"padding at components {np.flatnonzero(padding).tolist()}",
+                "components",
+                f"indices in [0, {d})",
+                values[(values < 0) | (values >= d)][:5].tolist(),
             )
     components_axis = jnp.arange(d)
 
@@ -256,7 +236,7 @@ def hill_climb_tables(
     space's shapes), ``restarts``, ``steps`` or ``order``."""
     errors.check_key("key", key)
     space = check_space(space)
-    _check_tables(tables, space)
+    check_tables(tables, space=space)
     check_search(restarts, steps, order)
     key_start, key_order = jax.random.split(key)
     starts = random_layouts(key_start, space, (int(restarts),))
