@@ -115,7 +115,9 @@ def check_positive(name: str, value: Any) -> float:
 
 def check_group_ids(name: str, ids: Any, num_groups: int, *, every_group: bool) -> None:
     """Boundary check of a group map: rank 1 integer ids in ``[0, num_groups)`` and, with
-    ``every_group``, no group left empty (values checked only when ``ids`` is concrete)."""
+    ``every_group``, no group left empty (values checked only when ``ids`` is concrete).
+    ``num_groups`` must be an integer ``>= 1`` (raises naming ``num_groups``)."""
+    check_count("num_groups", num_groups, 1)
     errors.check_rank(name, ids, 1)
     errors.check_dtype_kind(name, ids, "iu", "integer group ids")
     if not errors.is_concrete(ids):
