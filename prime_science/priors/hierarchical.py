@@ -173,13 +173,15 @@ def _empty_guide(*args: Any, **kwargs: Any) -> None:
 
 
 def _run_svi(key, model, guide, num_steps, learning_rate, *args):
-    """SVI with Adam; raises naming ``learning_rate`` when the parameters end non-finite."""
+    """SVI with Adam; raises naming ``learning_rate`` when the parameters end non-finite
+    (checked when they are concrete, i.e. outside ``jit``)."""
     check_count("num_steps", num_steps, 1)
     check_positive("learning_rate", learning_rate)
     svi = SVI(model, guide, numpyro.optim.Adam(learning_rate), Trace_ELBO())
     result = svi.run(key, num_steps, *args, progress_bar=False)
     leaves = jax.tree_util.tree_leaves(result.params)
-    if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
+    concrete = all(errors.is_concrete(leaf) for leaf in leaves)
+    if concrete and not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
         errors.fail(
             "learning_rate",
             "a step size at which the SVI parameters stay finite",

@@ -101,13 +101,17 @@ def check_count(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
-def check_positive(name: str, value: Any) -> float:
+def check_positive(name: str, value: Any) -> float | jax.Array:
     """A real scalar in float32's normal range ``[1.18e-38, 3.4e38]``: finite, ``> 0`` and with
     a finite reciprocal (a variance of ``0`` or ``1e-45`` would make a precision infinite).
-    Raises naming ``name``."""
+    Raises naming ``name``; a traced value (under ``jit``) is checked for shape and dtype only
+    and returned as is."""
     info = np.finfo(np.float32)
-    if isinstance(value, bool) or np.ndim(value) != 0 or np.asarray(value).dtype.kind not in "iuf":
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    if isinstance(value, bool) or np.ndim(value) != 0 or np.dtype(dtype).kind not in "iuf":
         errors.fail(name, "a real number > 0", repr(value))
+    if not errors.is_concrete(value):
+        return value
     if not info.tiny <= float(value) <= info.max:
         errors.fail(name, f"a finite number in [{info.tiny:.3g}, {info.max:.3g}]", repr(value))
     return float(value)
