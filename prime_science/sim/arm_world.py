@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.core.errors import fail
+from prime_science.core.errors import check_key, fail
 from prime_science.core.random import random_bits, uniform_open
 
 __all__ = [
@@ -102,10 +102,14 @@ def make_arm_world(
     """Draw ``p_i ~ Beta(prior_alpha, prior_beta)`` and attach the arrival schedule.
 
     Sizes are static Python integers (checked here, eagerly); the function is jittable with
-    them marked static.
+    them marked static. Raises ``InvalidArgumentError`` naming ``key`` (not one PRNG key),
+    ``prior_alpha`` or ``prior_beta`` (not a finite number ``> 0``; a NaN shape used to give a
+    world of NaN click rates) or the sizes.
     """
-    if prior_alpha <= 0 or prior_beta <= 0:
-        fail("prior_alpha, prior_beta", "positive Beta shapes", (prior_alpha, prior_beta))
+    check_key("key", key)
+    for name, shape in (("prior_alpha", prior_alpha), ("prior_beta", prior_beta)):
+        if not (np.ndim(shape) == 0 and np.isfinite(shape) and shape > 0):
+            fail(name, "a finite Beta shape > 0", repr(shape))
     arrival_round, arrivals = arrival_schedule(num_arms, num_new_arms, num_rounds)
     click_prob = jax.random.beta(key, prior_alpha, prior_beta, (num_arms,), jnp.float32)
     return ArmWorld(click_prob, jnp.asarray(arrival_round), jnp.asarray(arrivals))
@@ -126,8 +130,10 @@ def pull(key: jax.Array, world: ArmWorld, arms: jax.Array) -> jax.Array:
 
     ``u(key, i)`` is a uniform on (0, 1) that depends only on ``key`` and the arm id ``i``, so
     the same key gives the same outcome for the same arm whatever else is shown. Slots holding
-    ``-1`` (empty) pay 0.
+    ``-1`` (empty) pay 0. Raises ``InvalidArgumentError`` naming ``key`` unless it is one PRNG
+    key.
     """
+    check_key("key", key)
     words = jax.random.bits(key, (2,), jnp.uint32)
     safe = jnp.maximum(arms, 0)
     u = uniform_open(random_bits(words, 0, safe.astype(jnp.uint32)))

@@ -32,6 +32,7 @@ import numpy as np
 from jax.scipy.special import ndtr
 
 from prime_science.bandits import features as ft
+from prime_science.core import errors
 
 __all__ = [
     "CalloutWorldConfig",
@@ -138,7 +139,14 @@ def _linear_score(weights: jax.Array, ids: jax.Array) -> jax.Array:
 
 
 def make_callout_world(key: jax.Array, config: CalloutWorldConfig) -> CalloutWorld:
-    """Draw a world: attributes, arrivals and true weights with a calibrated intercept."""
+    """Draw a world: attributes, arrivals and true weights with a calibrated intercept.
+
+    Raises ``InvalidArgumentError`` naming ``key`` (not one PRNG key) or ``config`` (not a
+    :class:`CalloutWorldConfig`).
+    """
+    errors.check_key("key", key)
+    if not isinstance(config, CalloutWorldConfig):
+        errors.fail("config", "a CalloutWorldConfig", type(config).__name__)
     spec = callout_feature_spec(config)
     keys = dict(
         zip(

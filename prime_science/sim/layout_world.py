@@ -127,7 +127,9 @@ def make_layout_world(key: PRNGKey, config: LayoutWorldConfig) -> LayoutWorld:
     """Draw ``W1, W2 ~ N(0, 1)``, scale, centre and divide by ``beta`` (module docstring).
 
     The space must be small enough to enumerate (the probabilities of all layouts are kept).
+    Raises ``InvalidArgumentError`` naming ``key`` (not one PRNG key) or the config field.
     """
+    errors.check_key("key", key)
     config = _check_config(config)
     space = config.space
     sizes = sum(config.num_variants)

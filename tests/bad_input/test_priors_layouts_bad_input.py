@@ -27,6 +27,9 @@ from prime_science.priors import hierarchical as PH
 from prime_science.priors import laplace as PL
 from prime_science.priors import moments as PM
 from prime_science.priors import record as PR
+from prime_science.sim import arm_world as SA
+from prime_science.sim import callout_world as SC
+from prime_science.sim import layout_world as SL
 
 IAE = InvalidArgumentError
 KEY = jax.random.key(0)
@@ -89,6 +92,7 @@ def env():
         item_clicks=np.array([1.0, 2.0, 0.0]),
         impressions=np.array([3.0, 4.0, 5.0]),
         item_groups=np.array([0, 0, 1]),
+        arm_world=SA.make_arm_world(KEY, 4, 1, 3, 1.0, 1.0),
     )
 
 
@@ -1017,6 +1021,56 @@ CASES = [
         IAE,
         "num_groups:",
         ITEMS,
+    ),
+    # ------------------------------------------------------------ sim worlds (same files)
+    Case(
+        "make_layout_world-int-key",
+        lambda e: SL.make_layout_world(0, SL.LayoutWorldConfig((2, 2))),
+        IAE,
+        "key:",
+        WEIGHTS,
+    ),
+    Case(
+        "make_arm_world-nan-prior",
+        lambda e: SA.make_arm_world(KEY, 10, 2, 5, float("nan"), 1.0),
+        IAE,
+        "prior_alpha:",
+        WEIGHTS,
+    ),
+    Case(
+        "make_arm_world-zero-beta",
+        lambda e: SA.make_arm_world(KEY, 10, 2, 5, 1.0, 0.0),
+        IAE,
+        "prior_beta:",
+        WEIGHTS,
+    ),
+    Case(
+        "make_arm_world-int-key",
+        lambda e: SA.make_arm_world(3, 10, 2, 5, 1.0, 1.0),
+        IAE,
+        "key:",
+        WEIGHTS,
+    ),
+    Case(
+        "pull-int-key",
+        lambda e: SA.pull(3, e.arm_world, jnp.array([0, 1])),
+        IAE,
+        "key:",
+        lambda e: e.arm_world,
+    ),
+    Case(
+        "make_callout_world-int-key",
+        lambda e: SC.make_callout_world(1, SC.CalloutWorldConfig()),
+        IAE,
+        "key:",
+        WEIGHTS,
+    ),
+    Case(
+        "make_callout_world-not-a-config",
+        lambda e: SC.make_callout_world(KEY, {"num_days": 3}),
+        IAE,
+        "config:",
+        WEIGHTS,
     ),
 ]
 
