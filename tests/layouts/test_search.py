@@ -237,8 +237,8 @@ def test_a_thousand_binary_components_take_seconds():
     weights = jax.random.normal(jax.random.key(0), (space.num_features,))
     found = search.hill_climb(jax.random.key(1), space, weights, restarts=2, steps=50)
     assert found.layout.shape == (1000,) and np.isfinite(float(found.score))
-    # design.score would take minutes here: probit.linear_scores traces one gather per id column
-    # (K = 500,501); the tables' score of the layout is the same number
+    # the tables' score of the layout and the feature map's (K = 500,501 ids) are the same number
     rescored = design.table_score(design.score_tables(space, weights), found.layout)
     np.testing.assert_allclose(rescored, found.score, rtol=1e-5)
+    np.testing.assert_allclose(design.score(space, weights, found.layout), found.score, rtol=1e-4)
     assert np.all(np.asarray(found.layout) < 2)
