@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import types
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import checkpoint_race
@@ -19,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from unchanged import same, snapshot
 
 from prime_science.bandits import delayed as D
 from prime_science.bandits import features as F
@@ -87,41 +87,6 @@ def env(tmp_path_factory):
         mesh=M.arm_mesh(),
         distribution=D.exponential_delays(2.0),
     )
-
-
-def files(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` (and ``root`` itself) with its bytes; ``None`` for folders."""
-    listing: dict[str, bytes | None] = {".": None}
-    for path in sorted(root.rglob("*")):
-        listing[str(path.relative_to(root))] = None if path.is_dir() else path.read_bytes()
-    return listing
-
-
-def snapshot(value: Any) -> Any:
-    """A deep host copy of ``value`` (a pytree of arrays, or a directory's files)."""
-    if isinstance(value, Path):
-        return files(value) if value.is_dir() else value.read_bytes()
-
-    def copy(leaf):
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            leaf = jax.random.key_data(leaf)
-        return np.array(leaf, copy=True) if hasattr(leaf, "shape") else leaf
-
-    return jax.tree.map(copy, value)
-
-
-def same(before: Any, after: Any) -> bool:
-    leaves_b, tree_b = jax.tree.flatten(before)
-    leaves_a, tree_a = jax.tree.flatten(after)
-    if tree_b != tree_a:
-        return False
-    for b, a in zip(leaves_b, leaves_a, strict=True):
-        if isinstance(b, np.ndarray):
-            if b.dtype != a.dtype or not np.array_equal(b, a, equal_nan=b.dtype.kind == "f"):
-                return False
-        elif b != a:
-            return False
-    return True
 
 
 def bb_state_with(**fields):

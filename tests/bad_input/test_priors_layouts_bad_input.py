@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from unchanged import same, snapshot
 
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.layouts import benchmark as LB
@@ -94,31 +95,6 @@ def env():
         item_groups=np.array([0, 0, 1]),
         arm_world=SA.make_arm_world(KEY, 4, 1, 3, 1.0, 1.0),
     )
-
-
-def snapshot(value: Any) -> Any:
-    """A deep host copy of ``value`` (a pytree of arrays)."""
-
-    def copy(leaf):
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            leaf = jax.random.key_data(leaf)
-        return np.array(leaf, copy=True) if hasattr(leaf, "shape") else leaf
-
-    return jax.tree.map(copy, value)
-
-
-def same(before: Any, after: Any) -> bool:
-    leaves_b, tree_b = jax.tree.flatten(before)
-    leaves_a, tree_a = jax.tree.flatten(after)
-    if tree_b != tree_a:
-        return False
-    for b, a in zip(leaves_b, leaves_a, strict=True):
-        if isinstance(b, np.ndarray):
-            if b.dtype != a.dtype or not np.array_equal(b, a, equal_nan=b.dtype.kind == "f"):
-                return False
-        elif b != a:
-            return False
-    return True
 
 
 def with_(array_name: str, index: Any, value: Any):
