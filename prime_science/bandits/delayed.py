@@ -1,7 +1,8 @@
 """Delayed feedback: an impression ledger, training strategies, the DFM likelihood, OTF.
 
-Clicks and conversions arrive hours or days after the impression that caused them (SCIENCE
-§3.1: about 35% of conversions within 1 h and 50% within 24 h, 30-day attribution window).
+Clicks and conversions arrive hours or days after the impression that caused them (in
+Criteo's logs, Chapelle 2014: about 35% of conversions within 1 h and 50% within 24 h, 30-day
+attribution window).
 A model that counts every impression without a label as a negative and later adds the
 positive counts that impression twice. This module keeps the facts in one place, keyed by
 impression id, and derives training data from them.
@@ -54,18 +55,19 @@ ages and folds in, each time, only what the likelihood gained since the previous
 
 * :func:`wait_for_matured` — rows with elapsed ``>= m``; label = converted within ``m``.
 * :func:`naive` — every shown impression, label = converted by ``now`` (pending = 0). For an
-  impression with elapsed ``e`` its expectation is ``p F(e)`` (SCIENCE target 13).
+  impression with elapsed ``e`` its expectation is ``p F(e)`` (it follows from the delay model).
 * :func:`censored` — the same rows read as censored observations: ``time`` is the delay of a
   positive and the censoring time ``min(elapsed, window)`` of the rest; fit them with
-  :func:`dfm_log_likelihood` / :func:`fit_dfm` (Chapelle 2014, SCIENCE §3.2), or give a
+  :func:`dfm_log_likelihood` / :func:`fit_dfm` (Chapelle 2014, KDD), or give a
   Bernoulli model the fractional labels of :func:`dfm_conversion_probability` (the E-step).
-* OTF (Vernade et al. 2020, SCIENCE §3.3): the windowed label is
+* OTF (Vernade et al. 2020, ICML): the windowed label is
   ``Y_{s,t} = X_s 1{D_s <= min(m, t - s)}``, i.e. :func:`naive` with ``window = m``;
   :func:`otf_statistics` builds ``(V, b)`` and :func:`otf_estimate` ``V^-1 b -> tau_m theta``.
 
 **Delay distributions.** :class:`DelayDistribution` is an exponential / log-normal mixture
 truncated at an attribution window; :func:`calibrated_delay_mixture` solves for the
-log-normal part so that ``F(1 h) = 0.35`` and ``F(24 h) = 0.50`` (SCIENCE §3.5, target 12).
+log-normal part so that ``F(1 h) = 0.35`` and ``F(24 h) = 0.50`` (Chapelle 2014's
+statistics; the mixture's form is this project's choice).
 """
 
 from __future__ import annotations
@@ -691,7 +693,7 @@ def dfm_probit_log_ratio(
     """What an impression's DFM likelihood gains between two looks, as a function of its
     probit score: ``log L(now) - log L(before)`` with ``p = Phi(u)`` and exponential delays.
 
-    The DFM likelihood (SCIENCE §3.2) of an impression with no conversion seen after ``e``
+    The DFM likelihood (Chapelle 2014) of an impression with no conversion seen after ``e``
     hours is ``1 - p F(e)``; of one converted after delay ``D`` it is ``p f(D)``. Looking at
     an impression at ages ``0 = e_0 < e_1 < e_2 < ...`` and multiplying, at each look, by
 
@@ -887,7 +889,7 @@ def fit_dfm(
 def otf_statistics(
     features: jax.Array, labels: jax.Array, weights: jax.Array, regularization: Any = 1.0
 ) -> tuple[jax.Array, jax.Array]:
-    """The windowed statistics of OTFLinUCB (Vernade et al. 2020, SCIENCE §3.3)::
+    """The windowed statistics of OTFLinUCB (Vernade et al. 2020, ICML)::
 
         V = lambda I + sum_s w_s A_s A_s^T,      b = sum_s w_s Y_{s,t} A_s
 
@@ -1001,11 +1003,12 @@ def calibrated_delay_mixture(
     fast_mean: float = 0.25,
     fast_weight: float = 0.33,
 ) -> DelayDistribution:
-    """The delay mixture of SCIENCE §3.5, calibrated to Chapelle (2014)'s statistics.
+    """This project's delay mixture, calibrated to Chapelle (2014)'s statistics.
 
-    The fast component is fixed (``fast_weight = 0.33`` of ``Exp(mean 15 min)``, SCIENCE
-    §3.5's suggestion). The log-normal's ``(mu, log sigma)`` are then solved numerically
-    (``scipy.optimize.root``, float64, from ``(log 24, log 2)``) from the two equations::
+    The fast component is fixed (``fast_weight = 0.33`` of ``Exp(mean 15 min)``, this
+    project's choice, not the paper's). The log-normal's ``(mu, log sigma)`` are then solved
+    numerically (``scipy.optimize.root``, float64, from ``(log 24, log 2)``) from the two
+    equations::
 
         F(1 h) = G(1) / G(W) = one_hour_share,    F(24 h) = G(24) / G(W) = one_day_share
 

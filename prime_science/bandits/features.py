@@ -1,15 +1,15 @@
 """Item attributes and request context -> a fixed-width list of active feature ids.
 
-Model (SCIENCE §1.2, §2.2). A candidate ``c`` shown in a request with context ``X`` is
-described by a sparse binary vector ``x(c, X) in {0, 1}^M``, a concatenation of one-hot
-blocks, and a linear click model scores it with ``x^T w``. The model stores a dense weight
-table ``w[M]`` and never builds ``x``: :func:`encode` returns, for every candidate, the ``K``
-ids where ``x`` is 1, padded with ``-1``, and the score is the gather
+Model (Teo et al. 2016; Graepel et al. 2010). A candidate ``c`` shown in a request with
+context ``X`` is described by a sparse binary vector ``x(c, X) in {0, 1}^M``, a concatenation
+of one-hot blocks, and a linear click model scores it with ``x^T w``. The model stores a
+dense weight table ``w[M]`` and never builds ``x``: :func:`encode` returns, for every
+candidate, the ``K`` ids where ``x`` is 1, padded with ``-1``, and the score is the gather
 
     x^T w = sum_{s : ids[s] >= 0} w[ids[s]].
 
 Within a row the non-padding ids are distinct (blocks own disjoint ranges, and the hashed
-block drops repeats, see below), so ``x`` is exactly binary, as ADF (§1.2) assumes.
+block drops repeats, see below), so ``x`` is exactly binary, as ADF (:mod:`.probit`) assumes.
 
 Layout. A spec is a sequence of blocks ``b = 0 .. B-1``. Block ``b`` owns ``size_b`` ids and
 fills ``num_slots_b`` output columns::
@@ -46,7 +46,7 @@ block computes a *local* id ``l`` in ``[0, size_b)`` (or ``-1``, padding); the o
   give on average ``C(V, 2) / H ~ V^2 / (2 H)`` colliding pairs, and a token shares its bucket
   with at least one other with probability ``1 - (1 - 1/H)^(V-1) ~ 1 - exp(-V/H)`` (for
   ``V = 10^4``, ``H = 2^12``: about 12,200 pairs and 91% of tokens). Colliding tokens share a
-  weight silently (SCIENCE §2.6). When two positions of one row hit the same bucket (a
+  weight silently. When two positions of one row hit the same bucket (a
   repeated token or a collision), the later position is padded with ``-1``, keeping ``x``
   binary.
 * ``cross(name, a, b)``: an interaction of two single-slot blocks declared earlier

@@ -1,6 +1,6 @@
 """Laplace-approximate Bayesian logistic regression (Chapelle & Li 2011), and Thompson sampling.
 
-Model (SCIENCE §1.3). Candidates and events are lists of active feature ids
+Model (Chapelle & Li 2011). Candidates and events are lists of active feature ids
 (``feature_ids: int[K]``, ``-1`` = padding) exactly as in :mod:`prime_science.bandits.probit`:
 ``x_i`` is the number of times id ``i`` is listed. A click ``y in {-1, +1}`` has likelihood
 ``p(y | x, w) = sigma(y x^T w)``. The posterior is kept as a Gaussian ``N(m, Q^-1)`` with

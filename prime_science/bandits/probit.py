@@ -1,6 +1,6 @@
 """Bayesian linear probit regression with assumed-density filtering, and Thompson sampling.
 
-Model (Graepel et al. 2010, SCIENCE §1.2). A candidate is a vector ``x in N^M`` given by the
+Model (Graepel et al. 2010, ICML). A candidate is a vector ``x in N^M`` given by the
 list of its active feature ids (``feature_ids: int[K]``, ``-1`` = padding, see
 :mod:`prime_science.bandits.features`); ``x_i`` is the number of times id ``i`` is listed
 (features.py never repeats an id, so ``x`` is binary there; a repeated id counts twice, in

@@ -1,4 +1,4 @@
-"""Deep PQR: inverse reinforcement learning with an anchor action (SCIENCE §5.2–5.4).
+"""Deep PQR: inverse reinforcement learning with an anchor action (Geng et al. 2020, ICML).
 
 Model. The agent follows the entropy-regularised optimal policy
 ``pi(a|s) = exp((Q(s,a) - V(s)) / alpha)`` with ``V = alpha log sum_a exp(Q / alpha)`` and
@@ -16,7 +16,7 @@ Estimation (P -> Q -> R) from transitions ``(s_i, a_i, s'_i)``:
   target network ``phi^-`` is a frozen copy of ``phi`` taken at the start of the epoch and
   ``y_i = r_A + beta [g_{phi^-}(s'_i) - alpha log pi_hat(a_A|s'_i)]`` is a constant
   (``stop_gradient``); minimise ``sum_{a_i = a_A} (g_phi(s_i) - y_i)^2``.
-  ``config.detach_target = False`` reproduces the author's code instead (SCIENCE §5.4): the
+  ``config.detach_target = False`` reproduces the author's code instead (``gengsinong/SAmQ``): the
   target uses the CURRENT ``phi`` and the gradient flows through ``g_phi(s'_i)`` (a residual-
   gradient method, biased under stochastic transitions) — for comparison only.
 * R-step: ``z_i = Q_hat(s_i, a_i) - beta [g_phi(s'_i) - alpha log pi_hat(a_A|s'_i)]`` with
@@ -36,14 +36,14 @@ the best parameters are returned. Everything is a ``lax.while_loop`` over epochs
 ``lax.scan`` over batches on ``nnx.split`` parameter pytrees, so :func:`DeepPQR.fit` is pure
 and ``jit``/``vmap``-able over keys.
 
-Deviations from the author's code (SCIENCE §5.4), all deliberate: the Q-step target is detached
-(target network); early stopping is on held-out loss with a working patience counter; inputs are
-standardised with the training rows' mean and standard deviation; mini-batches are shuffled
-each epoch; hidden width 16 (the author: 10); the Q network's output bias starts at the fixed
-point among constant functions (else Adam needs thousands of steps to reach the level of
-``Q_A``, ~29 on the SAmQ env); outputs are NOT clamped to ``[-50, 50]`` / ``[-100, 100]``
-(clamping silently truncates near-deterministic choices, SCIENCE §5.8); the linear reward head
-is solved in closed form. Kept: two hidden ReLU layers, Xavier-normal weights and zero
+Deviations from the author's code (``gengsinong/SAmQ``), all deliberate: the Q-step target is
+detached (target network); early stopping is on held-out loss with a working patience
+counter; inputs are standardised with the training rows' mean and standard deviation;
+mini-batches are shuffled each epoch; hidden width 16 (the author: 10); the Q network's output
+bias starts at the fixed point among constant functions (else Adam needs thousands of steps to
+reach the level of ``Q_A``, ~29 on the SAmQ env); outputs are NOT clamped to ``[-50, 50]`` /
+``[-100, 100]`` (clamping silently truncates near-deterministic choices); the linear reward
+head is solved in closed form. Kept: two hidden ReLU layers, Xavier-normal weights and zero
 biases, AMSGrad with ``lr = 4e-3``, batch 100, patience 5, 100 (P, R) / 200 (Q) epochs at most,
 ``alpha = 1``, ``r_A = 0``.
 """

@@ -1,5 +1,7 @@
 """Tabular maximum causal entropy IRL with a state-only linear reward (Ziebart et al. 2008,
-2010): the baseline that PQR is compared with (SCIENCE §5.6, target 18).
+2010): the baseline that PQR is compared with (Geng et al. 2020 compare Deep PQR with
+MaxEnt-IRL-style baselines, not checked against the paper's text; a soft target of
+``experiments/irl.py``).
 
 Model. The reward depends on the state only, ``r(s) = phi(s)^T theta`` (``phi = features``,
 ``float[S, K]``), the same for every action; the agent is the soft-optimal (maximum causal

@@ -3,7 +3,7 @@
 An agent in state ``s in {0 .. S-1}`` picks an action ``a in {0 .. A-1}`` with flow utility
 ``u(s, a)`` plus an i.i.d. type-I extreme-value shock of scale ``alpha``; the state moves by
 ``P[a, s, s']``; the discount is ``beta in [0, 1)``. The (ex-ante) value function ``V`` is the
-fixed point of the soft Bellman operator (SCIENCE §5.1, Rust 1987)::
+fixed point of the soft Bellman operator (Rust 1987)::
 
     Q(s, a) = u(s, a) + beta sum_s' P[a, s, s'] V(s'),
     T(V)(s) = alpha log sum_a exp(Q(s, a) / alpha),

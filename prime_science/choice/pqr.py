@@ -1,7 +1,7 @@
 """Tabular PQR: the reward of a logit dynamic discrete choice model from its policy, its
-transitions and one anchor action of known reward (Geng et al. 2020, SCIENCE §5.2-5.3).
+transitions and one anchor action of known reward (Geng et al. 2020, ICML).
 
-Model (:mod:`.mdp`, SCIENCE §5.1): ``Q(s, a) = r(s, a) + beta E_{s'|s,a}[V(s')]``,
+Model (:mod:`.mdp`): ``Q(s, a) = r(s, a) + beta E_{s'|s,a}[V(s')]``,
 ``V(s) = alpha log sum_a exp(Q(s, a) / alpha)``, ``pi(a | s) = exp((Q(s, a) - V(s)) / alpha)``.
 Inverting the policy (Hotz and Miller 1993) gives, for every action, ``V(s) = Q(s, a) - alpha
 log pi(a | s)``. With an anchor action ``a_A`` whose reward ``r_A(s) = r(s, a_A)`` is known:
@@ -19,11 +19,12 @@ log pi(a | s)``. With an anchor action ``a_A`` whose reward ``r_A(s) = r(s, a_A)
 3. R-step. ``r(s, a) = Q(s, a) - beta E_{s'|s,a}[Q_A(s') - alpha log pi(a_A | s')]``
    (the bracket is ``V(s')``).
 
-With the true ``pi`` and ``P`` this returns the true reward exactly (SCIENCE §7.A1). Only the
-anchor's transitions enter the Q-step; the R-step uses the transitions of every action.
-Facts used by the tests (SCIENCE §5.2): shifting ``r_A`` by a constant ``delta`` shifts
-``Q_A`` by ``delta / (1 - beta)`` and every recovered reward by exactly ``delta``; the policy
-implied by the recovered reward is ``pi`` whatever ``r_A``.
+With the true ``pi`` and ``P`` this returns the true reward exactly (Geng et al.'s
+identification result). Only the anchor's transitions enter the Q-step; the R-step uses the
+transitions of every action. Facts used by the tests (they follow from the equations above):
+shifting ``r_A`` by a constant ``delta`` shifts ``Q_A`` by ``delta / (1 - beta)`` and every
+recovered reward by exactly ``delta``; the policy implied by the recovered reward is ``pi``
+whatever ``r_A``.
 
 Estimators from data (transitions ``(s_i, a_i, s'_i)``; ``s'_i = -1`` where no next state was
 observed, e.g. the last month of a panel): smoothed frequencies with ``lambda`` pseudo-

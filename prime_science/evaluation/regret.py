@@ -5,8 +5,8 @@ the ``k`` active arms with the largest ``p_i``, so the expected per-round regret
 
     r_t = sum_{i in top_k(p, active_t)} p_i  -  sum_{i in S_t} p_i   >= 0,
 
-and the cumulative regret is ``R_T = sum_{t < T} r_t`` (SCIENCE.md 1.1, with a slate in place of
-a single action). Empty slate slots (arm id ``-1``) pay nothing.
+and the cumulative regret is ``R_T = sum_{t < T} r_t`` (the usual bandit regret, with a slate in
+place of a single action). Empty slate slots (arm id ``-1``) pay nothing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The layout space and its feature map (Hill et al. 2017, SCIENCE §4.1).
+"""The layout space and its feature map (Hill et al. 2017, KDD).
 
 A message has ``D`` components (headline, image, button ...); component ``i`` has ``N_i``
 variants, so a layout is ``A = (A_1, ..., A_D)`` with ``A_i in {0 .. N_i - 1}`` and there are

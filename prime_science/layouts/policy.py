@@ -1,4 +1,4 @@
-"""Layout policies: MVT Thompson sampling and the baselines of Hill et al. 2017 (SCIENCE §4.2-4.3).
+"""Layout policies: MVT Thompson sampling and the baselines of Hill et al. (2017, KDD).
 
 Every policy is a :class:`LayoutPolicy` of pure functions over a state of arrays::
 

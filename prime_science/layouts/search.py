@@ -4,7 +4,7 @@ Exhaustive search (the oracle, small spaces only): score all ``prod_i N_i`` layo
 gather-and-sum over their feature ids and take the argmax (ties: the first layout in
 row-major order).
 
-Hill climbing (Hill et al. 2017, SCIENCE §4.2)::
+Hill climbing (Hill et al. 2017, KDD)::
 
     for s in 1..S (restarts, vmapped):
         A <- a uniformly random layout
@@ -21,11 +21,12 @@ starting sums, ``O(S D^2)`` for their final scores and the ``O(D^2 N_max^2)`` co
 the tables from the ``M ~ D^2 N_max^2 / 2`` weights (reading the input); ``prod_i N_i`` never
 appears. The traced graph has the same size for every ``D`` (no Python loop over components
 or pairs), and :func:`hill_climb` is compiled once per ``(space, S, K, order)``. ``K`` counts
-single-component steps (SCIENCE §7 target 7: "random component per step"); ``K = D``
-round-robin steps is one full coordinate pass. A step keeps the current variant when nothing
-beats it (the argmax includes it, and ties go to the lowest variant, which scores the same), so
-the score never decreases along a climb. The result is a coordinate-wise optimum only if the
-last ``D`` steps visited every component; otherwise it is simply the best layout found.
+single-component steps (a random component per step in the gap targets of
+``experiments/layout_search.py``); ``K = D`` round-robin steps is one full coordinate pass. A
+step keeps the current variant when nothing beats it (the argmax includes it, and ties go to
+the lowest variant, which scores the same), so the score never decreases along a climb. The
+result is a coordinate-wise optimum only if the last ``D`` steps visited every component;
+otherwise it is simply the best layout found.
 
 Every layout returned is in range, ``0 <= A_i < N_i``, whatever the weights: the padding
 variants score ``-inf`` and :func:`argmax_first` counts a NaN as ``-inf``, so a step picks a

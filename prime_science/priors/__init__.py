@@ -1,4 +1,4 @@
-"""Empirical-Bayes meta-priors (SCIENCE §2.3): group prior records, the closed-form
+"""Empirical-Bayes meta-priors (Nabi et al. 2022): group prior records, the closed-form
 method-of-moments estimator, type-II maximum likelihood of group priors directly from logged
 probit events (Laplace evidence), and (in :mod:`prime_science.priors.hierarchical`, the only module
 that imports NumPyro) hierarchical models fitted by SVI and NUTS."""

@@ -1,4 +1,4 @@
-"""Hierarchical meta-prior models in NumPyro, fitted by SVI and NUTS (SCIENCE §2.3).
+"""Hierarchical meta-prior models in NumPyro, fitted by SVI and NUTS (after Nabi et al. 2022).
 
 This is the only module of prime_science that imports NumPyro (STYLE.md, rule 11); it returns
 the plain records of :mod:`prime_science.priors.record` and NamedTuples of arrays.

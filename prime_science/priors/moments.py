@@ -1,4 +1,8 @@
-"""Closed-form method-of-moments empirical Bayes for group meta-priors (SCIENCE §2.3).
+"""Closed-form method-of-moments empirical Bayes for group meta-priors (Nabi et al. 2022).
+
+The estimator below is the standard method of moments; that it is the paper's exact formula
+is not confirmed (the paper's abstract says its variance estimator is unbiased and strongly
+consistent).
 
 Model. Weights of group ``k`` are exchangeable draws ``w_i ~ N(mu_k, tau_k^2)``, ``i in G_k``;
 we see estimates ``w^_i ~ N(w_i, s_i^2)`` with known sampling variances ``s_i^2`` (posterior
@@ -259,9 +263,10 @@ def divide_out_prior(
 
         q_i = 1 / v_i - 1 / v0_i,       w^_i = (m_i / v_i - m0_i / v0_i) / q_i,   s_i^2 = 1 / q_i.
 
-    This is the weak-prior (``v0 -> inf``) refit that SCIENCE §2.3 asks for to avoid double
-    shrinkage, without replaying the data. A feature the data never touched has ``q_i = 0``:
-    it gets ``w^_i = m0_i`` and ``s_i^2 = +inf`` (leave it out of the fit). Jittable.
+    This is the weak-prior (``v0 -> inf``) refit that avoids double shrinkage (estimates
+    already shrunk by a tight prior bias ``tau^2`` downward), without replaying the data. A
+    feature the data never touched has ``q_i = 0``: it gets ``w^_i = m0_i`` and
+    ``s_i^2 = +inf`` (leave it out of the fit). Jittable.
 
     Raises ``InvalidArgumentError`` naming the argument for shapes that do not broadcast or,
     when concrete, a non-finite ``mean`` or ``prior_mean``, a ``variance`` that is not finite

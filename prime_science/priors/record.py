@@ -1,6 +1,6 @@
 """Group-structured prior records: the output of an empirical-Bayes meta-prior fit.
 
-Gaussian form (SCIENCE §2.3). Features are partitioned into groups ``G_0 .. G_{K-1}``; feature
+Gaussian form (Nabi et al. 2022). Features are partitioned into groups ``G_0 .. G_{K-1}``; feature
 ``i`` belongs to group ``g(i) = group_of_feature[i]`` and its weight has the prior
 
     w_i ~ N(mu_{g(i)}, tau_{g(i)}^2).

@@ -1,8 +1,9 @@
 """Simulated bus engine panels: Rust (1987) / Su and Judd (2012) Monte Carlo design.
 
-Su and Judd's design (SCIENCE §5.7-2): ``S = 175`` mileage bins, increments ``0 .. 4`` with
-probabilities ``(0.0937, 0.4475, 0.4459, 0.0127, 0.0002)``, ``theta11 = 2.4569``,
-``RC = 11.7257``, ``beta = 0.975``, 50 buses observed for 120 months, 250 data sets.
+Su and Judd's design (as in their public Monte Carlo code): ``S = 175`` mileage bins,
+increments ``0 .. 4`` with probabilities ``(0.0937, 0.4475, 0.4459, 0.0127, 0.0002)``,
+``theta11 = 2.4569``, ``RC = 11.7257``, ``beta = 0.975``, 50 buses observed for 120 months,
+250 data sets.
 
 Every bus starts at bin 0. Each month, given bin ``x_t``, the manager draws its decision
 ``d_t ~ pi(. | x_t)`` (the logit policy at the model's fixed point, :mod:`prime_science.choice`),

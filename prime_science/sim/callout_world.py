@@ -1,4 +1,8 @@
-"""A simulated callout world with item attributes and a probit click truth (SCIENCE §2.5).
+"""A simulated callout world with item attributes and a probit click truth.
+
+The world is this project's construction (no paper gives one); its truth is a probit over the
+attribute features of :mod:`prime_science.bandits.features` (the click model of Teo et al.
+2016 and Graepel et al. 2010).
 
 Items. ``num_initial_items`` items exist at day 0 and ``new_items_per_day`` arrive each day
 (``arrival_day`` per item; an item is available from its arrival on). Each item has a brand,
@@ -15,7 +19,7 @@ context ``X``,
 
     P(click | c, X) = Phi(x(c, X)^T w_true),    w_true[block] ~ N(0, s_block^2),
 
-block scales from SCIENCE §2.5 (brand 0.3, category 0.5, price 0.2, title tokens 0.1, colour
+block scales chosen by this project (brand 0.3, category 0.5, price 0.2, title tokens 0.1, colour
 0.2, segment x category 0.1) and the intercept solved numerically so that the mean click
 probability over the initial items and both segments is ``mean_ctr`` (3%). Unseen ids carry
 weight 0 in the truth: the world never produces an unseen code, only the model's vocabulary
@@ -58,7 +62,7 @@ BLOCK_SCALES = {
     "segment": 0.1,
     "segment_x_category": 0.1,
 }
-"""Standard deviations of the true weights per feature block (SCIENCE §2.5)."""
+"""Standard deviations of the true weights per feature block (this project's choice)."""
 
 
 class CalloutWorldConfig(NamedTuple):

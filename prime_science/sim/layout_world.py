@@ -1,4 +1,4 @@
-"""Simulated layout worlds: a probit truth with pairwise interactions (SCIENCE §4.4).
+"""Simulated layout worlds: a probit truth with pairwise interactions (Hill et al. 2017, KDD).
 
 Truth. With ``W1``, ``W2`` entries i.i.d. ``N(0, 1)`` (the MVT2 blocks of
 :mod:`prime_science.layouts.design`), a layout's success probability is::
@@ -8,7 +8,7 @@ Truth. With ``W1``, ``W2`` entries i.i.d. ``N(0, 1)`` (the MVT2 blocks of
 the reward model of the paper as transcribed by an independent replication (``alpha1 = 1``,
 ``alpha2 = 2`` sets the interaction strength; no context, ``alpha_c = 0``).
 
-Calibration (target 9, the paper's histogram of the 512 success probabilities: range about
+Calibration (to the paper's histogram of the 512 success probabilities: range about
 0.045 - 0.24, mode about 0.11 - 0.12, right-skewed). ``beta`` and ``W0`` are set from two
 probit-scale numbers, a centre ``c`` and a spread ``tau``::
 
@@ -22,9 +22,10 @@ grid search (``c`` in -1.20 .. -1.15, ``tau`` in 0.15 .. 0.22, 100 numpy worlds 
 per cell, alpha = (1, 2)) for mean min / max closest to 0.045 / 0.24 with the histogram mode
 (0.01-wide bins) in 0.11 - 0.12. That cell gave: mean min 0.048, mean max 0.250, mean mode
 0.115 (sd 0.009 across worlds), mean 0.124 and standard deviation 0.034 across layouts
-(SCIENCE suggests 0.035 - 0.04). ``tests/layouts/test_layout_world.py`` checks it over a few worlds.
+(this project's reading of the paper's histogram suggests 0.035 - 0.04).
+``tests/layouts/test_layout_world.py`` checks it over a few worlds.
 
-The 48-layout world of the live test (§4.5) is the same construction over ``(2, 2, 3, 2, 2)``
+The 48-layout world of the paper's live test is the same construction over ``(2, 2, 3, 2, 2)``
 with the same ``c`` and ``tau`` (the paper gives no spread for it): :meth:`LayoutWorldConfig.live`.
 
 The truth lives in the MVT2 weight table of the world's space (``W / beta`` with ``W0`` at id

@@ -1,4 +1,4 @@
-"""The SAmQ bus environment (Deep PQR's synthetic benchmark, SCIENCE §5.4 / §5.7-1).
+"""The SAmQ bus environment (the synthetic benchmark of Deep PQR's code, Geng et al. 2020).
 
 Rules (the author's ``syn_bus_env``, exactly):
 
@@ -33,7 +33,7 @@ error.
 Data (:func:`simulate`): ``num_agents`` independent agents start from a reset state, run
 ``burn_in`` unrecorded steps under ``pi``, then record ``steps_per_agent`` transitions
 ``(s, a, s')``; rows are agent-major. Counting *agents* (not rows) is the honest sample size:
-consecutive rows of one agent are dependent (SCIENCE §5.8).
+consecutive rows of one agent are dependent (the author's code records one long trajectory).
 """
 
 from __future__ import annotations

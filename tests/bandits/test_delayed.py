@@ -466,7 +466,7 @@ def test_fit_dfm_rejects_bad_inputs():
 
 
 def test_naive_estimate_converges_to_p_times_delay_cdf():
-    """SCIENCE target 13: pending = negative gives E[label | elapsed e] = p F(e)."""
+    """It follows from the delay model: pending = negative gives E[label | elapsed e] = p F(e)."""
     key_delay, key_convert = jax.random.split(jax.random.key(3))
     n, p, now = 60_000, 0.3, F32(96.0)
     params = delayed.calibrated_delay_mixture()
@@ -497,7 +497,8 @@ def test_naive_estimate_converges_to_p_times_delay_cdf():
 
 
 def test_otf_windowed_estimator_targets_tau_m_theta():
-    """SCIENCE target 8 at T = 2e4: |theta_hat - tau_m theta| / |tau_m theta| < 5%.
+    """The OTF estimator targets tau_m theta (Vernade et al. 2020); at T = 2e4:
+    |theta_hat - tau_m theta| / |tau_m theta| < 5%.
 
     One-hot-heavy actions make each coordinate a mean of about T/3 Bernoulli rewards:
     expected relative error about 1.3%, so 5% is about 3.8 s.e. of a chi_3 (budget ~1e-3),
@@ -536,7 +537,7 @@ def test_otf_statistics_rejects_bad_inputs():
 
 
 def test_calibrated_mixture_hits_chapelle_statistics():
-    """SCIENCE target 12: F(1 h) = 0.35 and F(24 h) = 0.50 within the 30-day window,
+    """Chapelle (2014)'s statistics: F(1 h) = 0.35 and F(24 h) = 0.50 within the 30-day window,
     analytically and empirically (n = 2e5: s.e. about 0.0011, tolerance 0.01)."""
     params = delayed.calibrated_delay_mixture()
     cdf = np.asarray(delayed.delay_cdf(params, jnp.array([1.0, 24.0, 720.0, 1e4])))

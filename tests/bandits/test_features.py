@@ -29,8 +29,9 @@ def small_spec():
 
 
 def world_spec():
-    """The SCIENCE §2.5 world: brand 200, colour 15, price 10 buckets, category 50, title 2^12
-    buckets x 5 tokens, segment x category."""
+    """The simulated callout world (:mod:`prime_science.sim.callout_world`): brand 200,
+    colour 15, price 10 buckets, category 50, title 2^12 buckets x 5 tokens, segment x
+    category."""
     return F.feature_spec(
         [
             F.intercept(),

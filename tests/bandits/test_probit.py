@@ -88,7 +88,8 @@ def test_single_update_equals_exact_tilted_moments(case):
 
 
 def reference_adf(mean, variance, x, y, noise):
-    """The SCIENCE §1.2 equations in float64 numpy, ``v`` from scipy's log pdf / log cdf."""
+    """The ADF equations of Graepel et al. (2010) in float64 numpy, ``v`` from scipy's log
+    pdf / log cdf."""
     total = noise**2 + (x * x) @ variance
     t = y * (x @ mean) / np.sqrt(total)
     v = np.exp(st.norm.logpdf(t) - st.norm.logcdf(t))

@@ -89,8 +89,8 @@ def test_linear_head_is_least_squares_of_the_targets(fitted, data):
 
 
 def test_anchor_reward_shift_moves_every_reward_by_delta(tiny, small_fit):
-    """SCIENCE §5.2(a): r_A -> r_A + delta shifts every recovered reward by delta; the policy
-    step is untouched."""
+    """It follows from the PQR equations (Geng et al. 2020): r_A -> r_A + delta shifts every
+    recovered reward by delta; the policy step is untouched."""
     delta = 2.0
     shifted = deep_pqr(SMALL._replace(anchor_reward=delta), 3, 2).fit(
         jax.random.key(4), tiny.states, tiny.actions, tiny.next_states

@@ -1,4 +1,4 @@
-"""Tabular PQR: exact identification (SCIENCE 7.A1-A3), anchor shift, estimators, bad input."""
+"""Tabular PQR: exact identification (Geng et al. 2020), anchor shift, estimators, bad input."""
 
 from functools import partial
 
@@ -20,7 +20,8 @@ from prime_science.sim.bus_engine import SU_JUDD
 
 
 def random_model(key, num_states=50, num_actions=3, discount=0.9, dtype=jnp.float64):
-    """SCIENCE 5.7-3: r ~ N(0, 1) with anchor column 0 set to 0, P rows ~ Dirichlet(0.5)."""
+    """A random tabular model (this project's test design): r ~ N(0, 1) with anchor column 0
+    set to 0, P rows ~ Dirichlet(0.5)."""
     key_reward, key_transitions = jax.random.split(key)
     reward = jax.random.normal(key_reward, (num_states, num_actions), dtype).at[:, 0].set(0.0)
     concentration = jnp.full(num_states, 0.5, dtype)
@@ -102,8 +103,8 @@ def test_target_2_anchor_shift_moves_every_reward_by_delta_and_keeps_the_policy(
 
 def test_target_3_su_judd_keep_reward_with_replace_as_zero_reward_anchor():
     """Anchor = replace with reward 0: r^(x, keep) equals the model's keep-minus-replace
-    utility u(x, keep) - u(x, replace) = RC - 0.001 theta11 x (bins x = 0 .. 174, 0-based; SCIENCE
-    writes RC - 0.001 theta11 (x - 1) for x = 1 .. 175)."""
+    utility u(x, keep) - u(x, replace) = RC - 0.001 theta11 x (bins x = 0 .. 174, 0-based; with
+    Su and Judd's bins x = 1 .. 175 it reads RC - 0.001 theta11 (x - 1))."""
     design = SU_JUDD
     with jax.enable_x64(True):
         model = mdp_lib.bus_engine_mdp(

@@ -15,7 +15,7 @@ SU_JUDD_PROBS = (0.0937, 0.4475, 0.4459, 0.0127, 0.0002)
 
 
 def random_mdp(seed, num_states=50, num_actions=3, discount=0.9, scale=1.0):
-    """SCIENCE 5.7-3: r ~ N(0, 1), rows ~ Dirichlet(0.5)."""
+    """A random tabular MDP (this project's test design): r ~ N(0, 1), rows ~ Dirichlet(0.5)."""
     rng = np.random.default_rng(seed)
     rewards = rng.normal(size=(num_states, num_actions))
     transitions = rng.dirichlet(0.5 * np.ones(num_states), size=(num_actions, num_states))
@@ -44,7 +44,8 @@ def test_fixed_point_equals_float64_numpy_value_iteration(scale):
 
 
 def test_value_iteration_converges_geometrically_at_rate_beta():
-    """SCIENCE 7.A4: the plain soft value iteration error shrinks at most like beta^k."""
+    """The soft Bellman operator is a beta-contraction (Rust 1987): the plain soft value
+    iteration error shrinks at most like beta^k."""
     args = random_mdp(1, discount=0.8)
     exact = numpy_value_iteration(*args, iters=400)
     errors = [np.max(np.abs(numpy_value_iteration(*args, iters=k) - exact)) for k in (10, 20)]

@@ -1,4 +1,4 @@
-"""Layout worlds: the truth is the MVT2 score, and the 512-layout calibration (SCIENCE §4.4)."""
+"""Layout worlds: the truth is the MVT2 score, and the 512-layout calibration (Hill et al. 2017)."""
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +43,7 @@ def test_truth_is_the_probit_of_the_scaled_draw():
 
 
 def test_calibration_matches_the_papers_histogram_over_random_worlds():
-    """Target 9 over 8 worlds of 512 layouts. Paper (histogram): range 0.045-0.24, mode
+    """The calibration over 8 worlds of 512 layouts. Paper (histogram): range 0.045-0.24, mode
     0.11-0.12. Tolerances (about 3 s.e. of the across-world spread measured at calibration,
     sd 0.007 for min, 0.025 for max, 0.009 for the mode): mean min in [0.035, 0.06], mean max
     in [0.21, 0.29], mean mode (0.01-wide bins) in [0.10, 0.13]; every world right-skewed."""

@@ -10,7 +10,7 @@ from prime_science.priors import moments as mm
 
 
 def _numpy_moments(estimates, noise, groups, num_groups):
-    """The SCIENCE §2.3 formulas, group by group, in float64."""
+    """The formulas of :mod:`prime_science.priors.moments`, group by group, in float64."""
     rows = []
     for k in range(num_groups):
         x, s2 = estimates[groups == k], noise[groups == k]
