@@ -30,7 +30,7 @@ is full, or two live ids collide mod ``capacity``) is an error at the boundary.
 * :func:`ledger_view` reads the ledger at a time ``now``: elapsed times, delays, and the
   positive / negative / pending / matured sets.
 
-Under ``jit`` nothing is re-checked (STYLE 8), but nothing is corrupted either: impressions
+Under ``jit`` nothing is re-checked, but nothing is corrupted either: impressions
 whose slot is taken and labels for unknown ids are dropped and counted in ``info``.
 
 **Strategies.** Each is a pure function ``(state, now, ...) -> TrainingBatch`` with one row

@@ -13,7 +13,7 @@ which is exact (``T(V*) = V*``) and keeps the iterate ``O(|u| / (1 - lambda_2))`
 least at rate ``beta`` in the span seminorm. The residual reported is ``max_s |G(W) - W|``,
 which equals ``max_s |T(V) - V|`` for ``V = W + g / (1 - beta)``.
 
-Solvers (Rust 1987, 2000 "NFXP manual"; STYLE rule 7):
+Solvers (Rust 1987, 2000 "NFXP manual"):
 
 * :func:`successive_approximation`: ``W <- G(W)`` until the residual is below ``tol``.
 * :func:`newton_kantorovich`: Rust's polyalgorithm: contraction steps until the residual is

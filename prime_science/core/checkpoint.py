@@ -1,6 +1,6 @@
 """Save and restore a policy state (a NamedTuple of arrays) with a small JSON record.
 
-This is the only module that touches Orbax (STYLE.md, rule 11); the rest of the library sees
+This is the only module that touches Orbax; the rest of the library sees
 plain arrays and NamedTuples. A checkpoint is one directory per step::
 
     directory/
@@ -215,7 +215,7 @@ def save_checkpoint(
     Args:
       directory: the checkpoint root; created (with parents) if missing.
       state: a NamedTuple (possibly nested, or any pytree container) of concrete ``jax.Array``
-        or numpy leaves; PRNG-key leaves are refused (STYLE.md, rule 3).
+        or numpy leaves; PRNG-key leaves are refused (a checkpoint holds data, not random streams).
       step: a non-negative int; the checkpoint goes to ``directory/step_<8-digit step>``.
       metadata: a dict with string keys and strict-JSON values (no NaN or infinities), e.g. the
         policy name and its prior. It comes back from :func:`restore_checkpoint` after a JSON

@@ -1,6 +1,6 @@
 """One error family for everything that enters the library from outside.
 
-Rule (STYLE.md, 8): data from users, files and flags is checked once, eagerly, at the
+Rule: data from users, files and flags is checked once, eagerly, at the
 boundary; inside ``jit`` nothing is re-checked. Every check raises :class:`InvalidArgumentError`
 (a ``ValueError``) whose message names the argument, what was expected and what came.
 

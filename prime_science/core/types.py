@@ -71,7 +71,7 @@ class BanditPolicy(NamedTuple):
 
 
 class SolverInfo(NamedTuple):
-    """How an iterative solver or fit ended (STYLE rule 7): iterations used, the final
+    """How an iterative solver or fit ended: iterations used, the final
     residual (e.g. a gradient norm), and whether it fell below the tolerance."""
 
     num_iters: jax.Array

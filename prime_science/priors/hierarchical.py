@@ -1,6 +1,6 @@
 """Hierarchical meta-prior models in NumPyro, fitted by SVI and NUTS (after Nabi et al. 2022).
 
-This is the only module of prime_science that imports NumPyro (STYLE.md, rule 11); it returns
+This is the only module of prime_science that imports NumPyro; it returns
 the plain records of :mod:`prime_science.priors.record` and NamedTuples of arrays.
 
 Gaussian model. For features ``i`` of group ``k = g(i)``, ``w_i ~ N(mu_k, tau_k^2)`` is seen
