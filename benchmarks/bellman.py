@@ -57,7 +57,7 @@ def _time(fn, *args, repeats: int = 1) -> tuple[float, list[float], object]:
 def table_ix_timings(repeats: int = 3) -> dict:
     """(b): compile and run time of the NFXP estimate on each Table IX sample."""
     from experiments import rust_bus
-    from prime_science.runner import DataNotFoundError
+    from prime_science.datasets.source import DataNotFoundError
 
     config = rust_bus.Config()
     record = {}
