@@ -11,13 +11,13 @@ boundary, before any fit or search runs.
 from __future__ import annotations
 
 import types
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from unchanged import same, snapshot
+from unchanged import Case, check_case
 
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.layouts import benchmark as LB
@@ -34,14 +34,6 @@ from prime_science.sim import layout_world as SL
 
 IAE = InvalidArgumentError
 KEY = jax.random.key(0)
-
-
-class Case(NamedTuple):
-    id: str
-    call: Any  # env -> anything; must raise
-    error: type[Exception]
-    match: str  # a substring of the message: the argument's name (and what was expected)
-    watch: Any  # env -> what must not change
 
 
 @pytest.fixture(scope="module")
@@ -1058,13 +1050,7 @@ def test_case_ids_are_unique():
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_named_and_changes_nothing(env, case):
-    before = snapshot(case.watch(env))
-    with pytest.raises(case.error) as raised:
-        case.call(env)
-    message = str(raised.value)
-    assert case.match in message, message
-    assert ": expected " in message and ", got " in message  # the house format
-    assert same(before, snapshot(case.watch(env)))
+    check_case(env, case)
 
 
 def test_a_diverging_svi_fit_names_the_learning_rate(env):

@@ -1,13 +1,15 @@
-"""Snapshots for the bad-input suites: a failed call must leave state, inputs and files as they
-were, so each case compares a deep host copy taken before the call with one taken after."""
+"""The bad-input suites' case record and check: a failed call raises the named error and leaves
+state, inputs and files as they were (a deep host copy taken before the call equals one taken
+after)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+import pytest
 
 
 def files(root: Path) -> dict[str, bytes | None]:
@@ -43,3 +45,23 @@ def same(before: Any, after: Any) -> bool:
         elif b != a:
             return False
     return True
+
+
+class Case(NamedTuple):
+    id: str
+    call: Any  # env -> anything; must raise
+    error: type[Exception]
+    match: str  # a substring of the message: the argument's name and what was expected
+    watch: Any  # env -> what must not change (arrays, a state, or a directory's files)
+
+
+def check_case(env: Any, case: Case) -> None:
+    """``case.call(env)`` raises ``case.error`` in the house format (``<name>: expected ...,
+    got ...``) with ``case.match`` in the message, and ``case.watch(env)`` is unchanged."""
+    before = snapshot(case.watch(env))
+    with pytest.raises(case.error) as raised:
+        case.call(env)
+    message = str(raised.value)
+    assert case.match in message, message
+    assert ": expected " in message and ", got " in message  # the house format
+    assert same(before, snapshot(case.watch(env)))
