@@ -15,6 +15,9 @@ An *experiment* is a module (any object with these attributes works) that define
   zero (e.g. a CTR over the few impressions of new items). Each is recorded with ``"pooled":
   true`` and a leave-one-seed-out jackknife standard error (``None`` if a leave-one-out value
   is not finite), and targets may name them;
+* optionally ``Config.precision``: ``"float32"`` (the default) or ``"float64"``; the runner
+  traces, runs, summarises and plots the experiment with JAX's x64 mode set accordingly
+  (``jax.enable_x64``), so library code takes its dtype from its inputs;
 * optionally ``DATASETS``: names of the data sets it reads (keys of
   :data:`prime_science.datasets.source.DATASETS`; default none), checked by the command line
   before any experiment starts;
@@ -72,6 +75,9 @@ __all__ = [
     "write_crash_record",
     "write_record",
 ]
+
+PRECISIONS = ("float32", "float64")
+"""The floating-point precisions a ``Config.precision`` may declare (default ``"float32"``)."""
 
 _EXPERIMENT_ATTRIBUTES = ("NAME", "Config", "run", "summarize", "targets", "plot")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -176,30 +182,34 @@ def run_experiment(
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    chunk = min(seeds_per_call, seeds)
-    num_calls = -(-seeds // chunk)
-    keys = jax.random.split(jax.random.key(0), seeds)
-    padded = keys[np.minimum(np.arange(num_calls * chunk), seeds - 1)]
-    batched = jax.jit(jax.vmap(lambda key: experiment.run(key, config)))
-    with _stage(experiment.NAME, "compiling", progress) as compile_time:
-        compiled = batched.lower(padded[:chunk]).compile()
+    precision = getattr(config, "precision", "float32")
+    if precision not in PRECISIONS:
+        fail(f"{experiment.NAME}'s Config.precision", f"one of {PRECISIONS}", repr(precision))
+    with jax.enable_x64(precision == "float64"):
+        chunk = min(seeds_per_call, seeds)
+        num_calls = -(-seeds // chunk)
+        keys = jax.random.split(jax.random.key(0), seeds)
+        padded = keys[np.minimum(np.arange(num_calls * chunk), seeds - 1)]
+        batched = jax.jit(jax.vmap(lambda key: experiment.run(key, config)))
+        with _stage(experiment.NAME, "compiling", progress) as compile_time:
+            compiled = batched.lower(padded[:chunk]).compile()
 
-    outputs = []
-    tic = time.perf_counter()
-    for call in tqdm(range(num_calls), desc=experiment.NAME, unit="call", disable=not progress):
-        outputs.append(jax.device_get(compiled(padded[call * chunk : (call + 1) * chunk])))
-    run_s = time.perf_counter() - tic
-    results = jax.tree.map(lambda *xs: np.concatenate(xs)[:seeds], *outputs)
+        outputs = []
+        tic = time.perf_counter()
+        for call in tqdm(range(num_calls), desc=experiment.NAME, unit="call", disable=not progress):
+            outputs.append(jax.device_get(compiled(padded[call * chunk : (call + 1) * chunk])))
+        run_s = time.perf_counter() - tic
+        results = jax.tree.map(lambda *xs: np.concatenate(xs)[:seeds], *outputs)
 
-    with _stage(experiment.NAME, "summarising and plotting", progress):
-        per_seed = [
-            experiment.summarize(jax.tree.map(lambda x, s=s: x[s], results), config)
-            for s in range(seeds)
-        ]
-        metrics = {name: _mean_and_se([m[name] for m in per_seed]) for name in per_seed[0]}
-        if hasattr(experiment, "pooled"):
-            metrics.update(pooled_metrics(experiment.pooled, results, config, seeds))
-        plots = experiment.plot(results, config, folder)
+        with _stage(experiment.NAME, "summarising and plotting", progress):
+            per_seed = [
+                experiment.summarize(jax.tree.map(lambda x, s=s: x[s], results), config)
+                for s in range(seeds)
+            ]
+            metrics = {name: _mean_and_se([m[name] for m in per_seed]) for name in per_seed[0]}
+            if hasattr(experiment, "pooled"):
+                metrics.update(pooled_metrics(experiment.pooled, results, config, seeds))
+            plots = experiment.plot(results, config, folder)
     _annotate(metrics, experiment, seeds)
     record = {
         "name": experiment.NAME,
