@@ -1,7 +1,10 @@
-"""Reproductions: one module per experiment, registered with :mod:`prime_science.runner`.
+"""Reproductions: one module per experiment, each keeping the contract of
+:mod:`prime_science.core.experiment`.
 
 Each module defines ``NAME``, ``Config`` (with ``quick()`` and ``full()``), ``run(key, config)``,
-``summarize``, ``targets`` and ``plot``; ``prime-science reproduce`` runs all of ``EXPERIMENTS``.
+``summarize``, ``targets`` and ``plot``. ``EXPERIMENTS`` lists them in the order
+``prime-science reproduce`` runs them; the command line, not this package, builds the
+name -> experiment table and hands each one to :func:`prime_science.runner.run_experiment`.
 """
 
 from experiments import (
@@ -15,7 +18,6 @@ from experiments import (
     meta_prior,
     rust_bus,
 )
-from prime_science.runner import register
 
 __all__ = ["EXPERIMENTS"]
 
@@ -30,6 +32,3 @@ EXPERIMENTS = (
     irl,
     deep_pqr,
 )
-
-for _experiment in EXPERIMENTS:
-    register(_experiment)

@@ -39,9 +39,9 @@ from matplotlib.figure import Figure
 
 from experiments._common import plot_mean_bands, standard_error
 from prime_science.bandits.beta_bernoulli import BetaBernoulliState, beta_bernoulli
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey, Selection
 from prime_science.evaluation.regret import cumulative_regret, slate_value, topk_oracle_value
-from prime_science.runner import Target
 from prime_science.sim.arm_world import ArmWorld, active_mask, arm_age, make_arm_world, pull
 
 __all__ = [

@@ -89,8 +89,8 @@ from prime_science.bandits.beta_bernoulli import beta_bernoulli
 from prime_science.bandits.logistic import LogisticState, logistic_laplace
 from prime_science.bandits.probit import ProbitState, linear_scores, probit_adf
 from prime_science.core.errors import fail
+from prime_science.core.experiment import Target, pooled_metrics
 from prime_science.core.types import PRNGKey
-from prime_science.runner import Target, pooled_metrics
 from prime_science.sim.callout_world import (
     CalloutWorldConfig,
     callout_feature_spec,

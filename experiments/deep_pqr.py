@@ -68,8 +68,8 @@ from prime_science.choice import nfxp
 from prime_science.choice.deep_pqr import DeepPQRConfig, deep_pqr
 from prime_science.choice.nfxp import ChoiceData
 from prime_science.core.errors import fail
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
-from prime_science.runner import Target
 from prime_science.sim import samq_bus
 from prime_science.sim.bus_engine import SU_JUDD, BusEngineDesign, simulate_bus_panel
 

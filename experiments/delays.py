@@ -105,8 +105,8 @@ from prime_science.bandits.probit import (
     adf_factor_update,
     linear_scores,
 )
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
-from prime_science.runner import Target
 from prime_science.sim.callout_world import CalloutWorldConfig
 
 __all__ = [

@@ -90,8 +90,8 @@ from prime_science.choice.maxent_irl import choice_counts, maxent_irl
 from prime_science.choice.pqr import frequency_log_policy, frequency_transitions, tabular_pqr
 from prime_science.choice.solvers import linear_solve, solve_relative
 from prime_science.core.errors import fail
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
-from prime_science.runner import Target
 from prime_science.sim.bus_engine import BusEngineDesign, draw_shocks, simulate_from_shocks
 
 __all__ = [

@@ -34,9 +34,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments._common import standard_error
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.layouts import design, search
-from prime_science.runner import Target
 from prime_science.sim.layout_world import LayoutWorldConfig, make_layout_world
 
 __all__ = [

@@ -51,10 +51,10 @@ from matplotlib.figure import Figure
 from scipy.stats import norm
 
 from experiments._common import plot_mean_bands
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.layouts import design
 from prime_science.layouts import policy as layout_policy
-from prime_science.runner import Target
 from prime_science.sim.layout_world import LayoutWorldConfig, make_layout_world
 
 __all__ = [

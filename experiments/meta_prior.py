@@ -93,11 +93,11 @@ from matplotlib.figure import Figure
 from experiments._common import argmax_available, standard_error, world_config
 from prime_science.bandits import features as ft
 from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.priors.laplace import Type2Fit, probit_type2
 from prime_science.priors.moments import _moments, method_of_moments
 from prime_science.priors.record import GaussianGroupPrior, feature_prior, groups_from_slices
-from prime_science.runner import Target
 from prime_science.sim.callout_world import (
     BLOCK_SCALES,
     CalloutWorld,

@@ -66,9 +66,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from prime_science.choice import ccp, nfxp
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.datasets import rust_bus
-from prime_science.runner import Target
 from prime_science.sim.bus_engine import BusEngineDesign, draw_shocks, simulate_from_shocks
 
 __all__ = [
@@ -197,14 +197,6 @@ class Results(NamedTuple):
     mc_num_iters: jax.Array
     mc_npl_params: jax.Array
     mc_npl_step: jax.Array
-
-
-def _sample_name(groups: tuple[int, ...]) -> str:
-    if len(groups) == 1:
-        return f"group{groups[0]}"
-    if groups == tuple(range(groups[0], groups[-1] + 1)):
-        return f"groups{groups[0]}to{groups[-1]}"
-    return "groups" + "_".join(map(str, groups))
 
 
 def _choice_data(groups: tuple[int, ...], num_bins: int, bin_size: float) -> nfxp.ChoiceData:
@@ -345,7 +337,7 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     ``mc_mean_iters`` (BHHH)."""
     metrics: dict[str, float] = {}
     for groups, fit in zip(config.samples, results.replication, strict=True):
-        name = _sample_name(groups)
+        name = rust_bus.sample_name(groups)
         rc, theta11 = (float(v) for v in np.asarray(fit.params))
         probs = np.asarray(fit.increment_probs, np.float64)
         metrics |= {f"{name}_rc": rc, f"{name}_theta11": theta11}
@@ -544,7 +536,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
                     markersize=9,
                     label="Rust (1987) Table IX" if row == 0 else None,
                 )
-        names = [_sample_name(g) for g in config.samples]
+        names = [rust_bus.sample_name(g) for g in config.samples]
         axes[column].set_yticks(range(len(names)), [_SAMPLE_LABELS.get(n, n) for n in names])
         axes[column].set(xlabel=label)
         axes[column].legend(fontsize=8)

@@ -57,11 +57,9 @@ budget costs baselines rather than the kernel. ``main`` is the CLI (``prime-scie
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,11 +67,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 import numpy as np
 from tqdm import tqdm
 
 from prime_science.core.errors import fail
+from prime_science.core.machine import device_info
 
 __all__ = [
     "BENCHMARK_NAME",
@@ -85,7 +83,6 @@ __all__ = [
     "Timing",
     "compile_jitted",
     "default_sizes",
-    "device_info",
     "beta_bernoulli_suite",
     "main",
     "numpy_top_k",
@@ -304,35 +301,6 @@ def default_sizes(accelerator: bool, suite: str = BENCHMARK_NAME) -> tuple[int, 
     """Default ``N`` of a suite: ``1e5, 1e6, 1e7`` arms (``1e8`` too on an accelerator) for
     ``beta_bernoulli_sample``; ``1e5, 1e6`` candidates (``1e7`` too) for ``probit_scoring``."""
     return DEFAULT_SIZES[suite][accelerator]
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    for line in text.splitlines():
-        if line.startswith(("model name", "Model", "cpu model")):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def device_info() -> dict[str, Any]:
-    """The machine a run measured: JAX device and versions, CPU model, cores and the date."""
-    device = jax.devices()[0]
-    return {
-        "platform": device.platform,
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "jax_version": jax.__version__,
-        "jaxlib_version": jaxlib.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
 
 
 def _host_available_bytes() -> int | None:

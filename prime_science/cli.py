@@ -1,18 +1,18 @@
 """The ``prime-science`` command.
 
 * ``prime-science reproduce [--full] [--only NAME ...] [--seeds N] [--out DIR] [--data DIR]``:
-  run the registered experiments (quick scale unless ``--full``) and write each one's
-  ``results.json`` and plots. Before any work it checks the experiment names (an unknown one is
-  a usage error, exit status 2) and the data sets every selected experiment reads (a missing
-  one: one line on stderr naming the experiments and data sets, exit status 2, nothing run).
-  While it runs, stderr gets a line per experiment (``[i/n] name: started``, then its time,
-  targets passed, the elapsed time and an estimate of the time left). It ends with a summary
-  table and the path of ``report.md`` on stdout; the report is rebuilt from every
-  ``results.json`` in the results folder, not just the ones run now. Exit status 1 when an
-  experiment crashed (its traceback goes to stderr and into its ``results.json``, hence the
+  run the experiments of ``experiments.EXPERIMENTS`` (quick scale unless ``--full``) and
+  write each one's ``results.json`` and plots. Before any work it checks the experiment names
+  (an unknown one is a usage error, exit status 2) and the data sets every selected experiment
+  reads (a missing one: one line on stderr naming the experiments and data sets, exit status
+  2, nothing run). While it runs, stderr gets a line per experiment (``[i/n] name: started``,
+  then its time, targets passed, the elapsed time and an estimate of the time left). It ends
+  with a summary table and the path of ``report.md`` on stdout; the report is rebuilt from
+  every ``results.json`` in the results folder, not just the ones run now. Exit status 1 when
+  an experiment crashed (its traceback goes to stderr and into its ``results.json``, hence the
   report); failing targets are reported, not errors.
 * ``prime-science report [--out DIR]``: only rebuild ``report.md`` from the results on disk.
-* ``prime-science list``: the registered experiments, one per line.
+* ``prime-science list``: the experiments, one per line.
 * ``prime-science bench [args ...]``: the benchmark suite, :func:`prime_science.benchmarking.main`.
 * ``prime-science --version``.
 """
@@ -30,13 +30,37 @@ from pathlib import Path
 from typing import Any
 
 from prime_science import __version__, benchmarking, runner
+from prime_science.core.errors import fail
+from prime_science.core.experiment import check_experiment
 from prime_science.datasets import source
 from prime_science.report import rebuild_report
 
-__all__ = ["DEFAULT_SEEDS", "main"]
+__all__ = ["DEFAULT_SEEDS", "known_experiments", "main"]
 
 DEFAULT_SEEDS = {"quick": 5, "full": 10}
 """Seeds per experiment when ``--seeds`` is not given."""
+
+
+def known_experiments() -> dict[str, Any]:
+    """The experiments of ``experiments.EXPERIMENTS`` by ``NAME``, in that order, each checked
+    against the contract of :mod:`prime_science.core.experiment`.
+
+    The command line is the one place that loads the ``experiments`` package (the runner takes
+    experiment objects); it does so here, on first use, so that ``--help``, ``report`` and
+    ``bench`` do not pay for importing every experiment.
+
+    Raises:
+      InvalidArgumentError: an experiment that breaks the contract, or two with one ``NAME``.
+    """
+    import experiments
+
+    table: dict[str, Any] = {}
+    for experiment in experiments.EXPERIMENTS:
+        check_experiment(experiment)
+        if experiment.NAME in table:
+            fail("experiments.EXPERIMENTS", "distinct NAMEs", f"{experiment.NAME!r} twice")
+        table[experiment.NAME] = experiment
+    return table
 
 
 def _version() -> str:
@@ -110,7 +134,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "report", help="rebuild report.md from every results.json in the results folder"
     )
     report.add_argument("--out", default="results", help="results folder (default results/)")
-    commands.add_parser("list", help="list the registered experiments")
+    commands.add_parser("list", help="list the experiments")
     commands.add_parser(
         "bench", help="run the benchmark suite (arguments go to the benchmark CLI)", add_help=False
     )
@@ -148,7 +172,7 @@ def _missing_data(experiments: dict[str, Any], path: str | None) -> str | None:
 
 
 def _reproduce(args: argparse.Namespace, usage: argparse.ArgumentParser) -> int:
-    known = runner.registry()
+    known = known_experiments()
     names = list(dict.fromkeys(args.only or sorted(known)))
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -247,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, reproduce = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
-        for name, experiment in sorted(runner.registry().items()):
+        for name, experiment in sorted(known_experiments().items()):
             print(f"{name}\t{runner.describe(experiment)}")
         return 0
     if args.command == "report":

@@ -1,31 +1,10 @@
-"""Run registered experiments over seeds and write their results.
+"""Run an experiment over seeds and write its results.
 
-An *experiment* is a module (any object with these attributes works) that defines:
-
-* ``NAME``: the registry name;
-* ``Config``: a NamedTuple or frozen dataclass of static settings with constructors
-  ``Config.quick()`` and ``Config.full()`` (built-in defaults, no data needed);
-* ``run(key, config) -> results``: pure and jittable, for **one** seed;
-* ``summarize(results, config) -> dict[str, float]``: scalar metrics of one seed's results;
-* ``targets``: a sequence of :class:`Target` records, checked on the mean over seeds;
-* ``plot(results, config, out_dir) -> list[Path]``: PNGs of the results of all seeds (every leaf
-  has a leading seed axis), drawn with matplotlib's Agg canvas;
-* optionally ``pooled(results, config) -> dict[str, float]``: metrics computed from all seeds
-  at once (every leaf has a leading seed axis), for ratios whose per-seed denominator can be
-  zero (e.g. a CTR over the few impressions of new items). Each is recorded with ``"pooled":
-  true`` and a leave-one-seed-out jackknife standard error (``None`` if a leave-one-out value
-  is not finite), and targets may name them;
-* optionally ``Config.precision``: ``"float32"`` (the default) or ``"float64"``; the runner
-  traces, runs, summarises and plots the experiment with JAX's x64 mode set accordingly
-  (``jax.enable_x64``), so library code takes its dtype from its inputs;
-* optionally ``DATASETS``: names of the data sets it reads (keys of
-  :data:`prime_science.datasets.source.DATASETS`; default none), checked by the command line
-  before any experiment starts;
-* optionally ``METRIC_LABELS``: metric key -> the metric in words with its units (default: the
-  key), stored with each metric so that a report can be rebuilt from ``results.json`` alone;
-* optionally ``NA_REASONS``: metric key -> why the metric can be undefined, stored as the
-  metric's ``na_reason`` when its mean is not finite (default: ``"not finite in k of n
-  seeds"``).
+An experiment is an object that keeps the contract of :mod:`prime_science.core.experiment`
+(``NAME``, ``Config``, ``run``, ``summarize``, ``targets``, ``plot``, and optionally ``pooled``,
+``Config.precision``, ``DATASETS``, ``METRIC_LABELS``, ``NA_REASONS``). The runner takes the
+object itself; which experiments exist is for its caller to say (the command line reads
+``experiments.EXPERIMENTS``), so this module never imports the experiments.
 
 :func:`run_experiment` jits ``vmap(run)`` once, feeds it the keys
 ``jax.random.split(jax.random.key(0), seeds)`` in chunks of ``seeds_per_call`` (one compiled
@@ -36,41 +15,33 @@ pass/fail, the config, the data sets read, timings and the device. The file is s
 number that is not finite is written as ``null`` (the metric's ``na_reason`` says why), never as
 ``NaN``. A crashed experiment is recorded by :func:`write_crash_record`, so that it still shows in
 a report rebuilt from the files on disk.
-
-Experiments register themselves with :func:`register` (the built-in ones in
-``experiments/__init__.py``); :func:`registry` imports that package on first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
-import operator
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from prime_science.benchmarking import device_info
 from prime_science.core.errors import fail
+from prime_science.core.experiment import Target, check_experiment, pooled_metrics
+from prime_science.core.machine import device_info
 from prime_science.datasets import source
 
 __all__ = [
-    "Target",
+    "PRECISIONS",
     "describe",
-    "get_experiment",
-    "pooled_metrics",
-    "register",
-    "registry",
     "run_experiment",
     "write_crash_record",
     "write_record",
@@ -79,70 +50,9 @@ __all__ = [
 PRECISIONS = ("float32", "float64")
 """The floating-point precisions a ``Config.precision`` may declare (default ``"float32"``)."""
 
-_EXPERIMENT_ATTRIBUTES = ("NAME", "Config", "run", "summarize", "targets", "plot")
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-_REGISTRY: dict[str, Any] = {}
-
-
-class Target(NamedTuple):
-    """A checkable claim about one metric: ``mean over seeds of metric <op> value``.
-
-    Attributes:
-      metric: a key of the experiment's ``summarize`` output.
-      op: one of ``"<"``, ``"<="``, ``">"``, ``">="``.
-      value: the threshold.
-      description: the claim in words (say whether it is directional or a numeric target).
-      source: where the target comes from (a paper, or the project's own documentation).
-    """
-
-    metric: str
-    op: str
-    value: float
-    description: str
-    source: str = ""
-
-    def passes(self, measured: float) -> bool:
-        """Whether ``measured <op> value`` holds (NaN never passes)."""
-        return bool(_OPERATORS[self.op](measured, self.value))
-
-
-def register(experiment: Any) -> Any:
-    """Add an experiment to the registry (checked eagerly) and return it unchanged."""
-    missing = [name for name in _EXPERIMENT_ATTRIBUTES if not hasattr(experiment, name)]
-    if missing:
-        fail(
-            "experiment",
-            f"an object defining {', '.join(_EXPERIMENT_ATTRIBUTES)}",
-            f"{experiment!r} without {', '.join(missing)}",
-        )
-    for target in experiment.targets:
-        if target.op not in _OPERATORS:
-            fail(f"{experiment.NAME}.targets", f"op in {sorted(_OPERATORS)}", target.op)
-    _REGISTRY[experiment.NAME] = experiment
-    return experiment
-
-
-def registry() -> dict[str, Any]:
-    """All registered experiments by name (imports the built-in ``experiments`` package)."""
-    importlib.import_module("experiments")
-    return dict(_REGISTRY)
-
-
-def get_experiment(name: str) -> Any:
-    """The registered experiment called ``name``."""
-    experiments = registry()
-    if name not in experiments:
-        fail("name", f"a registered experiment ({', '.join(sorted(experiments))})", repr(name))
-    return experiments[name]
-
 
 def run_experiment(
-    experiment: str | Any,
+    experiment: Any,
     *,
     seeds: int,
     scale: str = "quick",
@@ -154,7 +64,7 @@ def run_experiment(
     """Run one experiment over ``seeds`` seeds and write ``<out_dir>/<NAME>/results.json``.
 
     Args:
-      experiment: a registered name or an experiment object (see the module docstring).
+      experiment: an experiment object (:mod:`prime_science.core.experiment`), checked first.
       seeds: number of seeds; seed ``s`` uses ``jax.random.split(jax.random.key(0), seeds)[s]``.
       scale: ``"quick"`` or ``"full"``: which ``Config`` constructor gives the defaults.
       out_dir: the results folder; this experiment writes into ``out_dir/NAME``.
@@ -168,8 +78,7 @@ def run_experiment(
       The record written to ``results.json`` (``status = "ok"``); in memory a number that is not
       finite stays a float ``nan``/``inf`` (the file has ``null``).
     """
-    if isinstance(experiment, str):
-        experiment = get_experiment(experiment)
+    check_experiment(experiment)
     if scale not in ("quick", "full"):
         fail("scale", "'quick' or 'full'", repr(scale))
     if seeds < 1:
@@ -315,28 +224,6 @@ def _mean_and_se(values: Sequence[float]) -> dict[str, Any]:
     with np.errstate(invalid="ignore"):  # an infinite value: the mean is not finite anyway
         se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else None
     return {"mean": float(array.mean()), "se": se, "values": array.tolist()}
-
-
-def pooled_metrics(
-    pooled: Callable[[Any, Any], Mapping[str, float]], results: Any, config: Any, seeds: int
-) -> dict[str, dict[str, Any]]:
-    """``pooled(results, config)`` over all ``seeds`` (leading axis of every leaf), each value
-    with a leave-one-seed-out jackknife standard error ``sqrt((S - 1) / S * sum_s (t_s -
-    t_bar)^2)`` (``None`` for one seed or a non-finite leave-one-out value): ``{name: {"mean",
-    "se", "pooled": True}}``."""
-    values = pooled(results, config)
-    if seeds < 2:
-        return {name: {"mean": value, "se": None, "pooled": True} for name, value in values.items()}
-    keep = [np.delete(np.arange(seeds), s) for s in range(seeds)]
-    left_out = [pooled(jax.tree.map(lambda x, k=k: x[k], results), config) for k in keep]
-    record = {}
-    for name, value in values.items():
-        loo = np.asarray([row[name] for row in left_out], np.float64)
-        se = None
-        if np.all(np.isfinite(loo)):
-            se = float(math.sqrt((seeds - 1) / seeds * np.sum((loo - loo.mean()) ** 2)))
-        record[name] = {"mean": float(value), "se": se, "pooled": True}
-    return record
 
 
 def _check(target: Target, metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

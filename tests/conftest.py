@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from prime_science.runner import Target, run_experiment
+from prime_science.core.experiment import Target
+from prime_science.runner import run_experiment
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+import experiments
 from experiments import callout_regret
 from prime_science import benchmarking, cli, runner
+from prime_science.core.errors import InvalidArgumentError
 
 TINY = callout_regret.Config(
     num_arms=1_000, num_new_arms=40, num_rounds=48, slate_size=16, rounds_per_day=6
@@ -17,14 +19,15 @@ TINY = callout_regret.Config(
 
 @pytest.fixture
 def register(monkeypatch, make_fake):
-    """``register(name, **attributes)``: a fake experiment in the registry for this test."""
+    """``register(name, **attributes)``: a fake experiment in ``experiments.EXPERIMENTS`` for
+    this test (replacing one registered before under the same name)."""
 
     def add(name, **attributes):
         fake = make_fake(name)
         for attribute, value in attributes.items():
             setattr(fake, attribute, value)
-        runner.registry()  # import the built-in experiments first, as the command does
-        monkeypatch.setitem(runner._REGISTRY, name, fake)
+        others = tuple(e for e in experiments.EXPERIMENTS if e.NAME != name)
+        monkeypatch.setattr(experiments, "EXPERIMENTS", (*others, fake))
         return fake
 
     return add
@@ -38,6 +41,18 @@ def test_list(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "callout_regret\tCallout regret:" in out
+
+
+def test_known_experiments_are_the_experiments_package_by_name(monkeypatch, make_fake):
+    known = cli.known_experiments()
+    assert list(known) == [experiment.NAME for experiment in experiments.EXPERIMENTS]
+    assert known["callout_regret"] is callout_regret
+    monkeypatch.setattr(experiments, "EXPERIMENTS", (make_fake("twin"), make_fake("twin")))
+    with pytest.raises(InvalidArgumentError, match="'twin' twice"):
+        cli.known_experiments()
+    monkeypatch.setattr(experiments, "EXPERIMENTS", (object(),))
+    with pytest.raises(InvalidArgumentError, match="NAME"):
+        cli.known_experiments()
 
 
 def test_version(capsys):

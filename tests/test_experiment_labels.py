@@ -1,4 +1,4 @@
-"""What the report shows of every registered experiment is in words and cites what a reader has.
+"""What the report shows of every experiment is in words and cites what a reader has.
 
 Static checks for all experiments (labels, NaN reasons, data sets, targets' text); for the two
 cheap ones, ``METRIC_LABELS`` against the keys that ``summarize`` (and ``pooled``) return.
@@ -11,15 +11,16 @@ import pytest
 
 from experiments import layout_search, layouts
 from prime_science import datasets
-from prime_science.runner import describe, registry
+from prime_science.cli import known_experiments
+from prime_science.runner import describe
 
-EXPERIMENTS = sorted(registry().items())
+EXPERIMENTS = sorted(known_experiments().items())
 FORBIDDEN = ("SCIENCE", "issue", "shared/")
 
 
 @pytest.fixture(params=[name for name, _ in EXPERIMENTS])
 def experiment(request):
-    return registry()[request.param]
+    return known_experiments()[request.param]
 
 
 def test_every_experiment_exports_labels_reasons_and_data_sets(experiment):

@@ -1,5 +1,5 @@
-"""The runner: registry, seeds, results.json (strict JSON, labels, n/a reasons), plots, pass/fail,
-crash records, progress lines; and the report of a real run record."""
+"""The runner: the experiment contract, seeds, results.json (strict JSON, labels, n/a reasons),
+plots, pass/fail, crash records, progress lines; and the report of a real run record."""
 
 import itertools
 import json
@@ -9,40 +9,29 @@ import jax
 import numpy as np
 import pytest
 
-from prime_science import runner
 from prime_science.core.errors import InvalidArgumentError
+from prime_science.core.experiment import Target, check_experiment
 from prime_science.report import write_report
-from prime_science.runner import Target, run_experiment, write_crash_record
+from prime_science.runner import run_experiment, write_crash_record
 
 
-def test_registry_lists_the_callout_experiment():
-    experiments = runner.registry()
-    assert "callout_regret" in experiments
-    assert runner.get_experiment("callout_regret") is experiments["callout_regret"]
-    with pytest.raises(InvalidArgumentError, match="callout_regret"):
-        runner.get_experiment("no_such_experiment")
-
-
-def test_register_checks_the_experiment(monkeypatch, make_fake):
-    monkeypatch.setattr(runner, "_REGISTRY", {})
+def test_the_contract_is_checked_before_anything_runs(tmp_path, make_fake):
+    incomplete = types.SimpleNamespace(NAME="x", Config=None, run=None, summarize=None, targets=[])
     with pytest.raises(InvalidArgumentError, match="plot"):
-        runner.register(
-            types.SimpleNamespace(NAME="x", Config=None, run=None, summarize=None, targets=[])
-        )
+        check_experiment(incomplete)
+    with pytest.raises(InvalidArgumentError, match="plot"):
+        run_experiment(incomplete, seeds=1, out_dir=tmp_path, progress=False)
     bad = make_fake()
     bad.targets = [Target("mean_x", "==", 1.0, "", "")]
     with pytest.raises(InvalidArgumentError, match="op"):
-        runner.register(bad)
-    fake = runner.register(make_fake())
-    assert runner.registry()["fake"] is fake
+        check_experiment(bad)
+    assert not (tmp_path / "x").exists()
+    fake = make_fake()
+    assert check_experiment(fake) is fake
 
 
-def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(
-    tmp_path, monkeypatch, make_fake
-):
-    monkeypatch.setattr(runner, "_REGISTRY", {})
-    runner.register(make_fake())
-    record = run_experiment("fake", seeds=2, out_dir=tmp_path, progress=False)
+def test_fake_experiment_over_two_seeds_writes_results_plot_and_report(tmp_path, make_fake):
+    record = run_experiment(make_fake(), seeds=2, out_dir=tmp_path, progress=False)
     folder = tmp_path / "fake"
     on_disk = json.loads((folder / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(record))

@@ -40,9 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from prime_science.benchmarking import device_info
 from prime_science.choice.mdp import banded_transition, bus_engine_mdp
 from prime_science.choice.solvers import solve_relative
+from prime_science.core.machine import device_info
 
 __all__ = [
     "SU_JUDD_INCREMENTS",

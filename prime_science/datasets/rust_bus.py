@@ -53,6 +53,7 @@ __all__ = [
     "BusData",
     "load_group",
     "load_rust_bus",
+    "sample_name",
     "discretise",
     "increment_counts",
 ]
@@ -217,6 +218,16 @@ def load_rust_bus(
         errors.fail("groups", "distinct group numbers", groups)
     panels = [load_group(group, path) for group in groups]
     return BusPanel(*(np.concatenate(parts) for parts in zip(*panels, strict=True)))
+
+
+def sample_name(groups: tuple[int, ...]) -> str:
+    """A file- and key-safe name for a selection of Rust's groups, as results record it:
+    ``group4`` for one group, ``groups1to4`` for consecutive groups, ``groups1_3`` otherwise."""
+    if len(groups) == 1:
+        return f"group{groups[0]}"
+    if groups == tuple(range(groups[0], groups[-1] + 1)):
+        return f"groups{groups[0]}to{groups[-1]}"
+    return "groups" + "_".join(map(str, groups))
 
 
 def discretise(panel: BusPanel, num_bins: int = 90, bin_size: float = 5_000.0) -> BusData:

@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.benchmarking import compile_jitted, device_info, time_calls
+from prime_science.benchmarking import compile_jitted, time_calls
+from prime_science.core.machine import device_info
 from prime_science.priors.moments import method_of_moments
 
 __all__ = ["meta_prior_fit_timings"]

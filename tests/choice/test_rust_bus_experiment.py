@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments import rust_bus
-from prime_science import runner
+from prime_science.core.experiment import check_experiment
 from prime_science.runner import run_experiment
 
 TINY = rust_bus.Config(mc_num_datasets=2)
@@ -14,7 +14,7 @@ SEEDS = 2
 
 
 def test_passes_registration_checks():
-    assert runner.register(rust_bus) is rust_bus
+    assert check_experiment(rust_bus) is rust_bus
     for config in (rust_bus.Config.quick(), rust_bus.Config.full()):
         hash(config)
 

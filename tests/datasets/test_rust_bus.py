@@ -151,3 +151,16 @@ def test_increment_counts_below_the_largest_increment_is_named():
     data = rust_bus.discretise(rust_bus.load_rust_bus((4,)))
     with pytest.raises(InvalidArgumentError, match="num_increments"):
         rust_bus.increment_counts(data, 2)
+
+
+@pytest.mark.parametrize(
+    ("groups", "name"),
+    [
+        ((4,), "group4"),
+        ((1, 2, 3, 4), "groups1to4"),
+        ((1, 2, 3), "groups1to3"),
+        ((1, 3), "groups1_3"),
+    ],
+)
+def test_sample_name(groups, name):
+    assert rust_bus.sample_name(groups) == name

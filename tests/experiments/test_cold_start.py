@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import cold_start
-from prime_science import runner
+from experiments import EXPERIMENTS, cold_start
 from prime_science.bandits import features as ft
 from prime_science.bandits.probit import ProbitState, probit_adf
+from prime_science.core.experiment import check_experiment
 from prime_science.sim import callout_world
 
 TINY = cold_start.Config(
@@ -29,9 +29,9 @@ def outcome(instrumented_run):
     return instrumented_run(cold_start, TINY, SEEDS)
 
 
-def test_registered_and_passes_registration_checks():
-    assert runner.registry()[cold_start.NAME] is cold_start
-    assert runner.register(cold_start) is cold_start
+def test_listed_and_keeps_the_contract():
+    assert cold_start in EXPERIMENTS
+    assert check_experiment(cold_start) is cold_start
     for config in (cold_start.Config.quick(), cold_start.Config.full()):
         assert isinstance(config, cold_start.Config)
         hash(config)

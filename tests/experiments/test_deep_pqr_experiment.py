@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import deep_pqr
-from prime_science import runner
+from experiments import EXPERIMENTS, deep_pqr
 from prime_science.choice.deep_pqr import DeepPQRConfig
 from prime_science.core.errors import InvalidArgumentError
+from prime_science.core.experiment import check_experiment
 from prime_science.sim.bus_engine import SU_JUDD
 
 TINY = deep_pqr.Config(
@@ -29,13 +29,11 @@ def outcome(instrumented_run):
 
 
 def test_module_shape_and_configs():
-    for name in ("NAME", "Config", "run", "summarize", "targets", "plot"):
-        assert hasattr(deep_pqr, name)
+    assert check_experiment(deep_pqr) is deep_pqr
     for config in (deep_pqr.Config.quick(), deep_pqr.Config.full()):
         hash(config)
         assert all(n % config.steps_per_agent == 0 for n in config.sample_sizes)
-    registered = runner.registry().get(deep_pqr.NAME)
-    assert registered in (None, deep_pqr)  # the lead registers it in experiments/__init__.py
+    assert deep_pqr in EXPERIMENTS
 
 
 def test_compiles_once_and_result_shapes(outcome):

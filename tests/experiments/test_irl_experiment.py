@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from experiments import irl
-from prime_science import runner
 from prime_science.core.errors import InvalidArgumentError
+from prime_science.core.experiment import check_experiment
 from prime_science.runner import run_experiment
 
 TINY = irl.Config(
@@ -29,7 +29,7 @@ def record(tmp_path_factory):
 
 
 def test_passes_registration_checks():
-    assert runner.register(irl) is irl
+    assert check_experiment(irl) is irl
     for config in (irl.Config.quick(), irl.Config.full()):
         hash(config)
         assert all(max(config.bus_num_buses) % size == 0 for size in config.bus_num_buses)

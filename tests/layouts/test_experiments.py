@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from experiments import layout_search, layouts
-from prime_science import runner
+from prime_science.core.experiment import check_experiment
 from prime_science.runner import run_experiment
 
 TINY = layouts.Config(
@@ -115,6 +115,6 @@ def test_layout_search_runs_end_to_end(tmp_path):
     assert (tmp_path / layout_search.NAME / "search_gap.png").is_file()
 
 
-def test_experiments_register():
+def test_experiments_keep_the_contract():
     for module in (layouts, layout_search):
-        assert runner.register(module) is module
+        assert check_experiment(module) is module

@@ -10,7 +10,7 @@ import pytest
 from scipy import optimize, stats
 
 from experiments import meta_prior
-from prime_science import runner
+from prime_science.core.experiment import check_experiment
 
 TINY = meta_prior.Config(
     estimator_group_sizes=(250, 1000),
@@ -35,7 +35,7 @@ def outcome(instrumented_run):
 
 
 def test_passes_registration_checks_and_configs_hash():
-    assert runner.register(meta_prior) is meta_prior
+    assert check_experiment(meta_prior) is meta_prior
     for config in (meta_prior.Config.quick(), meta_prior.Config.full()):
         hash(config)
 
