@@ -14,8 +14,8 @@ impressions of hour ``s`` are ``e = h + 1 - s`` hours old.
 Three strategies share one probit ADF model (prior as in ``cold_start``: ``probit_prior_scale``
 times the world's block variances) and Thompson sampling (one weight draw per request, the
 available item with the largest score); they differ in WHEN an impression is looked at and
-with WHICH likelihood. Every look is one ADF step of
-:func:`prime_science.bandits.probit.adf_factor_update` (Gauss–Hermite moment matching; for
+with WHICH likelihood. Every look is :func:`prime_science.bandits.delayed.look_step`, one ADF
+step of :func:`prime_science.bandits.probit.adf_factor_update` (Gauss–Hermite moment matching; for
 a plain click or non-click it equals the closed-form probit step, tested); an impression id
 is never counted twice:
 
@@ -82,7 +82,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import log_ndtr, ndtr
+from jax.scipy.special import ndtr
 from matplotlib.figure import Figure
 
 from experiments._common import (
@@ -95,18 +95,14 @@ from experiments._common import (
     world_config,
 )
 from prime_science.bandits.delayed import (
-    dfm_probit_log_ratio,
     exponential_delays,
     fit_dfm,
+    look_step,
     sample_delays,
 )
-from prime_science.bandits.probit import (
-    ProbitState,
-    adf_factor_update,
-    linear_scores,
-)
-from prime_science.core.experiment import Target
+from prime_science.bandits.probit import ProbitState, linear_scores
 from prime_science.core.types import PRNGKey
+from prime_science.runner import Target
 from prime_science.sim.callout_world import CalloutWorldConfig
 
 __all__ = [
@@ -119,7 +115,6 @@ __all__ = [
     "Config",
     "Results",
     "look_ages",
-    "look_step",
     "run",
     "summarize",
     "targets",
@@ -244,41 +239,6 @@ def look_ages(config: Config) -> np.ndarray:
         wait = [_window(config, d)] + [0] * (looks - 1)
         ages.append([list(config.checkpoints), wait, list(config.checkpoints)])
     return np.asarray(ages, np.int32)
-
-
-def look_step(
-    state: ProbitState,
-    ids: jax.Array,
-    first: jax.Array,
-    seen_before: jax.Array,
-    seen_now: jax.Array,
-    before: jax.Array,
-    now: jax.Array,
-    log_rate: jax.Array,
-    previous_log_rate: jax.Array,
-    censored: jax.Array,
-    beta: float = 1.0,
-) -> ProbitState:
-    """One look at one impression (binary features ``ids: int[K]``, ``-1`` = padding).
-
-    ``seen_before`` / ``seen_now``: its click had been observed by the previous look
-    (age ``before``) / is observed by this one (age ``now``); ``first``: this is its first
-    look. Not ``censored``: the first look is a probit step with ``y = seen_now``; a later
-    look feeds a positive if the click arrived since the previous look, else nothing.
-    ``censored``: the DFM likelihood ratio of :func:`dfm_probit_log_ratio` (delay rate
-    ``exp(log_rate)`` now, ``exp(previous_log_rate)`` at the previous look), nothing once the
-    click has been seen.
-    """
-    arrived = seen_now & ~seen_before
-    plain_sign = jnp.where(first, 2.0 * seen_now - 1.0, 1.0)
-    skip = jnp.where(censored, seen_before, ~first & ~arrived)
-
-    def log_factor(score):
-        u = score / beta
-        dfm = dfm_probit_log_ratio(u, log_rate, before, now, arrived, previous_log_rate)
-        return jnp.where(censored, dfm, log_ndtr(plain_sign * u))
-
-    return adf_factor_update(state, jnp.where(skip, -1, ids), log_factor)
 
 
 def _predict(state: ProbitState, ids: jax.Array, beta: float) -> jax.Array:

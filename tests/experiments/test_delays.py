@@ -1,4 +1,4 @@
-"""The delays experiment on a tiny world: the censored ADF step, shapes, sane metrics."""
+"""The delays experiment on a tiny world: shapes, sane metrics, the naive share p F(e)."""
 
 import json
 import math
@@ -10,7 +10,6 @@ import pytest
 
 from experiments import delays
 from prime_science.bandits.delayed import exponential_delays, sample_delays
-from prime_science.bandits.probit import ProbitState, probit_adf
 from prime_science.runner import run_experiment
 
 TINY = delays.Config(
@@ -62,93 +61,6 @@ def test_result_shapes():
     np.testing.assert_array_equal(ages[:, 0], [TINY.checkpoints] * d)
     np.testing.assert_array_equal(ages[:, 1, 0], [2, 24, 24])  # min(ceil(2 d), horizon)
     assert np.all(ages[:, 1, 1:] == 0)
-
-
-def _state(num_features=6):
-    key_mean, key_var = jax.random.split(jax.random.key(3))
-    return ProbitState(
-        mean=0.5 * jax.random.normal(key_mean, (num_features,)),
-        variance=jax.random.uniform(key_var, (num_features,), minval=0.2, maxval=1.0),
-    )
-
-
-def _look(state, ids, first, seen_before, seen_now, before, now, censored, log_rate=0.0):
-    return delays.look_step(
-        state,
-        ids,
-        jnp.bool_(first),
-        jnp.bool_(seen_before),
-        jnp.bool_(seen_now),
-        jnp.float32(before),
-        jnp.float32(now),
-        jnp.float32(log_rate),
-        jnp.float32(log_rate),
-        jnp.bool_(censored),
-    )
-
-
-@pytest.mark.parametrize("click", [False, True])
-def test_first_plain_look_is_the_library_adf_update(click):
-    state, ids = _state(), jnp.array([0, 2, 5, -1], jnp.int32)
-    library = probit_adf(6).update(state, ids[None], jnp.array([float(click)]))
-    ours = _look(state, ids, True, False, click, 0.0, 1.0, censored=False)
-    np.testing.assert_allclose(ours.mean, library.mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(ours.variance, library.variance, rtol=1e-5, atol=1e-6)
-
-
-def test_later_plain_looks_feed_only_arrivals():
-    state, ids = _state(), jnp.array([0, 2, 5, -1], jnp.int32)
-    for seen_before, seen_now in ((False, False), (True, True)):
-        same = _look(state, ids, False, seen_before, seen_now, 1.0, 6.0, censored=False)
-        np.testing.assert_array_equal(same.mean, state.mean)
-    positive = probit_adf(6).update(state, ids[None], jnp.array([1.0]))
-    arrival = _look(state, ids, False, False, True, 1.0, 6.0, censored=False)
-    np.testing.assert_allclose(arrival.mean, positive.mean, rtol=1e-5, atol=1e-6)
-
-
-def test_censored_look_limits():
-    state, ids = _state(), jnp.array([1, 3, 4, -1], jnp.int32)
-    # nothing watched yet: the likelihood is 1, the posterior unchanged
-    same = _look(state, ids, True, False, False, 0.0, 0.0, censored=True)
-    np.testing.assert_allclose(same.mean, state.mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(same.variance, state.variance, rtol=1e-5, atol=1e-6)
-    # watched for ever: a plain negative
-    negative = probit_adf(6).update(state, ids[None], jnp.array([0.0]))
-    final = _look(state, ids, True, False, False, 0.0, 1e4, censored=True)
-    np.testing.assert_allclose(final.mean, negative.mean, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(final.variance, negative.variance, rtol=1e-4, atol=1e-5)
-    # in between: a weaker pull than a negative
-    partial = _look(state, ids, True, False, False, 0.0, 1.0, censored=True)
-    moved, full = partial.mean - state.mean, negative.mean - state.mean
-    assert np.all(np.abs(moved) <= np.abs(full) + 1e-6)
-    assert np.any(np.abs(moved) > 1e-3)
-    # a click already seen is never counted again
-    seen = _look(state, ids, False, True, True, 1.0, 6.0, censored=True)
-    np.testing.assert_array_equal(seen.mean, state.mean)
-
-
-def test_censored_looks_learn_the_click_rate_of_one_feature():
-    """Many impressions of one feature, looked at 1, 6, 24 and 168 h old (mean delay 6 h):
-    the censored model's predicted rate ends near the empirical click rate."""
-    rng = np.random.default_rng(0)
-    n, p, d = 300, 0.1, 6.0
-    clicked = rng.uniform(size=n) < p
-    delay = rng.exponential(d, size=n)
-    state = ProbitState(mean=jnp.zeros(1), variance=jnp.ones(1))
-    ids = jnp.array([0], jnp.int32)
-    step = jax.jit(delays.look_step)
-    for i in range(n):
-        before = 0.0
-        for j, now in enumerate((1.0, 6.0, 24.0, 168.0)):
-            args = (j == 0, clicked[i] and delay[i] <= before, clicked[i] and delay[i] <= now)
-            log_rate = jnp.float32(-math.log(d))
-            state = step(
-                state, ids, *map(jnp.bool_, args), jnp.float32(before), jnp.float32(now),
-                log_rate, log_rate, jnp.bool_(True),
-            )  # fmt: skip
-            before = now
-    predicted = float(jax.scipy.special.ndtr(state.mean[0] / jnp.sqrt(1.0 + state.variance[0])))
-    assert abs(predicted - clicked.mean()) < 0.01
 
 
 def test_naive_observed_share_is_p_times_f():
