@@ -9,7 +9,7 @@ From the repository root::
     PYTHONPATH=. python benchmarks/bellman.py --method successive --numpy-limit 1000
     PYTHONPATH=. python benchmarks/bellman.py --skip-estimation   # (a) only
 
-Writes ``bellman_<method>.json`` and ``.md`` (see :mod:`prime_science.choice.benchmark`).
+Writes ``bellman_<method>.json`` and ``.md`` (see :mod:`prime_science.bench.bellman`).
 numpy's BLAS is limited to one thread (``OPENBLAS_NUM_THREADS=1``, set before numpy loads)
 unless the variable is already set: on this 2-core machine, shared with other jobs, the
 multithreaded OpenBLAS made the numpy loop ~7x slower (25 ms vs 3.6 ms per solve), which would
@@ -30,7 +30,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from prime_science.choice.benchmark import benchmark_bus_solves  # noqa: E402
+from prime_science.bench.bellman import benchmark_bus_solves  # noqa: E402
 
 
 def _load_note() -> str:
@@ -57,13 +57,14 @@ def _time(fn, *args, repeats: int = 1) -> tuple[float, list[float], object]:
 def table_ix_timings(repeats: int = 3) -> dict:
     """(b): compile and run time of the NFXP estimate on each Table IX sample."""
     from experiments import rust_bus
+    from prime_science.datasets.rust_bus import sample_name
     from prime_science.datasets.source import DataNotFoundError
 
     config = rust_bus.Config()
     record = {}
     with jax.enable_x64(True):
         for groups in config.samples:
-            name = rust_bus._sample_name(groups)
+            name = sample_name(groups)
             try:
                 data, num_increments = rust_bus.table_ix_data(groups, config)
             except DataNotFoundError as error:

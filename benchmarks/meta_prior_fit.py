@@ -6,7 +6,7 @@ From the repository root::
     PYTHONPATH=. python benchmarks/meta_prior_fit.py [--out benchmarks/results/cpu]
 
 Writes ``meta_prior_fit.json`` and ``meta_prior_fit.md`` (see
-:func:`prime_science.priors.benchmark.meta_prior_fit_timings` for what is timed).
+:func:`prime_science.bench.meta_prior_fit.meta_prior_fit_timings` for what is timed).
 """
 
 import argparse
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jax
 
-from prime_science.priors.benchmark import meta_prior_fit_timings
+from prime_science.bench.meta_prior_fit import meta_prior_fit_timings
 
 
 def _markdown(record: dict) -> str:

@@ -13,7 +13,8 @@
   report); failing targets are reported, not errors.
 * ``prime-science report [--out DIR]``: only rebuild ``report.md`` from the results on disk.
 * ``prime-science list``: the experiments, one per line.
-* ``prime-science bench [args ...]``: the benchmark suite, :func:`prime_science.benchmarking.main`.
+* ``prime-science bench [args ...]``: the benchmark suites
+  (:func:`prime_science.bench.command.main`).
 * ``prime-science --version``.
 """
 
@@ -29,7 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prime_science import __version__, benchmarking, runner
+from prime_science import __version__, runner
+from prime_science.bench import command as bench_command
 from prime_science.core.errors import fail
 from prime_science.core.experiment import check_experiment
 from prime_science.datasets import source
@@ -136,7 +138,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     report.add_argument("--out", default="results", help="results folder (default results/)")
     commands.add_parser("list", help="list the experiments")
     commands.add_parser(
-        "bench", help="run the benchmark suite (arguments go to the benchmark CLI)", add_help=False
+        "bench", help="run the benchmark suites (arguments go to the benchmark CLI)", add_help=False
     )
     return parser, reproduce
 
@@ -267,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``prime-science``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # every argument after it belongs to the benchmark CLI
-        return benchmarking.main(argv[1:]) or 0
+        return bench_command.main(argv[1:]) or 0
     parser, reproduce = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":

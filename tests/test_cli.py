@@ -9,7 +9,8 @@ import pytest
 
 import experiments
 from experiments import callout_regret
-from prime_science import benchmarking, cli, runner
+from prime_science import cli, runner
+from prime_science.bench import command as bench_command
 from prime_science.core.errors import InvalidArgumentError
 
 TINY = callout_regret.Config(
@@ -198,7 +199,7 @@ def test_seeds_must_be_positive(flag, capsys):
 
 def test_bench_forwards_its_arguments(monkeypatch):
     seen = []
-    monkeypatch.setattr(benchmarking, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(bench_command, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["bench", "--quick", "--help"]) == 0
     assert seen == [["--quick", "--help"]]
 

@@ -5,7 +5,6 @@
 * :mod:`.search` — exact enumeration (the oracle) and hill climbing with random restarts.
 * :mod:`.policy` — Thompson sampling over a probit ADF posterior + search, and the baselines
   (N^D-MAB, D-MABs, uniform).
-* :mod:`.benchmark` — the ``hill_climb`` throughput suite (ours vs numpy).
 """
 
 __all__: list[str] = []

@@ -85,7 +85,7 @@ def posterior_draw(key: PRNGKey, mean: jax.Array, variance: jax.Array) -> jax.Ar
     ``2 i + 1`` share the uniforms of counter ``i`` (streams 0 and 1) and take its cosine and
     sine normal. On the 2-core CPU, 1,024 draws of 4,601 weights took 32 ms against 48 ms
     for ``jax.random.normal`` alone; the draw is about a third of a hill-climbing request at
-    ``D = N = 10`` (``prime_science.layouts.benchmark``).
+    ``D = N = 10`` (``prime_science.bench.hill_climb``).
 
     Raises ``InvalidArgumentError`` naming ``key``, ``mean`` (not a real vector; when
     concrete, not finite) or ``variance`` (not the shape of ``mean``; when concrete, not

@@ -30,7 +30,7 @@ input, a value that does not fit it (``1e39`` in float32) and a group whose sums
 deviations overflow it (``[3e38, 3e38]``, ``[1e20, -1e20]``) raise ``InvalidArgumentError``
 naming ``estimates`` or ``sampling_variances`` instead of returning ``inf`` or NaN. ``O(M)``
 work, jittable with ``num_groups`` static; 1e6 weights in 100 groups take a few milliseconds
-on CPU (:func:`prime_science.priors.benchmark.meta_prior_fit_timings`).
+on CPU (:func:`prime_science.bench.meta_prior_fit.meta_prior_fit_timings`).
 """
 
 from __future__ import annotations

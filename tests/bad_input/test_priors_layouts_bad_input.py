@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from unchanged import Case, check_case
 
+from prime_science.bench import hill_climb as LB
 from prime_science.core.errors import InvalidArgumentError
-from prime_science.layouts import benchmark as LB
 from prime_science.layouts import design as LD
 from prime_science.layouts import policy as LP
 from prime_science.layouts import search as LS

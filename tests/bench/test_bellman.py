@@ -6,8 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from prime_science.choice import benchmark
-from prime_science.choice.benchmark import benchmark_bus_solves
+from prime_science.bench.bellman import benchmark_bus_solves, quantecon_value_iteration
 
 
 @pytest.mark.parametrize(("banded", "batch_size"), [(True, 3), (False, None)])
@@ -37,7 +36,7 @@ def test_quantecon_stop_rule_means_bellman_residual_below_tol():
     rng = np.random.default_rng(0)
     rewards = rng.normal(size=(12, 2))
     transitions = rng.dirichlet(np.ones(12), size=(2, 12))
-    value, _ = benchmark.quantecon_value_iteration(rewards, transitions, 0.95, 1e-10)
+    value, _ = quantecon_value_iteration(rewards, transitions, 0.95, 1e-10)
     # the last iterate v_k with max |v_k - v_{k-1}| < tol; T v_k - v_k is beta times smaller
     bellman = np.max(rewards + 0.95 * np.einsum("ast,t->sa", transitions, value), axis=1)
     assert np.max(np.abs(bellman - value)) < 1e-10

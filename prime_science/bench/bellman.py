@@ -4,16 +4,16 @@ and vs QuantEcon's ``DiscreteDP``.
 Problem: Su and Judd's bus model (175 states, ``theta3 = (0.0937, 0.4475, 0.4459, 0.0127,
 0.0002)``, ``beta = 0.975`` by default), ``num_params`` parameter vectors
 ``RC ~ U(5, 20)``, ``theta11 ~ U(0.5, 5)`` (numpy, fixed seed), each solved in float64 until
-``max_s |G(W) - W| < tol`` (relative-value form, :mod:`.solvers`; this equals
-``max_s |T(V) - V|``).
+``max_s |G(W) - W| < tol`` (relative-value form, :mod:`prime_science.choice.solvers`; this
+equals ``max_s |T(V) - V|``).
 
 * JAX: one jitted call over all vectors, ``method`` = ``"newton"`` (Rust's polyalgorithm) or
-  ``"successive"``, on the banded model (:class:`~.mdp.BandedMDP`, ``banded=True``) or the
-  dense one: ``lax.map(solve_relative, batch_size=batch_size)`` (``vmap`` over chunks of
-  ``batch_size`` vectors, the chunks in sequence; on XLA:CPU chunks of ~500 keep the working
-  set in cache and run ~1.7x faster than one ``vmap`` over all 10,000), or plain
-  ``vmap(solve_relative)`` with ``batch_size=None``. Compilation is timed separately; the run
-  time is the median of ``repeats`` calls.
+  ``"successive"``, on the banded model (:class:`~prime_science.choice.mdp.BandedMDP`,
+  ``banded=True``) or the dense one: ``lax.map(solve_relative, batch_size=batch_size)``
+  (``vmap`` over chunks of ``batch_size`` vectors, the chunks in sequence; on XLA:CPU chunks of
+  ~500 keep the working set in cache and run ~1.7x faster than one ``vmap`` over all 10,000),
+  or plain ``vmap(solve_relative)`` with ``batch_size=None``. Compilation is timed separately;
+  the run time is the median of ``repeats`` calls.
 * Baseline: a plain numpy/scipy loop over the same vectors running the same polyalgorithm
   (contraction steps until the residual is below ``switch_tol``, at most
   ``contraction_steps``, then Newton steps with ``scipy.linalg.solve`` on the dense
@@ -63,7 +63,8 @@ def numpy_newton_kantorovich(
     contraction_steps: int = 50,
     max_newton: int = 50,
 ) -> tuple[np.ndarray, int]:
-    """The polyalgorithm of :mod:`.solvers` in numpy/scipy: ``(W*, iterations)``."""
+    """The polyalgorithm of :mod:`prime_science.choice.solvers` in numpy/scipy:
+    ``(W*, iterations)``."""
 
     def relative_bellman(w):
         q = rewards + discount * (transitions @ w).T

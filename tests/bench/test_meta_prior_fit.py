@@ -1,6 +1,6 @@
 """The meta-prior fit benchmark runs end to end on a small problem and both fits agree."""
 
-from prime_science.priors.benchmark import meta_prior_fit_timings
+from prime_science.bench.meta_prior_fit import meta_prior_fit_timings
 
 
 def test_meta_prior_fit_timings_small():

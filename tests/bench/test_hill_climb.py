@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from prime_science.benchmarking import Suite, SuiteConfig, run_suite
-from prime_science.layouts import benchmark, design, search
+from prime_science.bench import hill_climb
+from prime_science.bench.driver import Suite, SuiteConfig, run_suite
+from prime_science.layouts import design, search
 
 
 def test_numpy_hill_climb_is_the_same_search():
@@ -16,7 +17,7 @@ def test_numpy_hill_climb_is_the_same_search():
     rng = np.random.default_rng(0)
     for seed in range(5):
         weights = np.asarray(jax.random.normal(jax.random.key(seed), (space.num_features,)))
-        layout, score = benchmark.numpy_hill_climb(space, weights, rng, restarts=32, steps=24)
+        layout, score = hill_climb.numpy_hill_climb(space, weights, rng, restarts=32, steps=24)
         np.testing.assert_allclose(design.score(space, weights, layout), score, rtol=1e-5)
         exact = search.exhaustive_search(space, jnp.asarray(weights)).score
         np.testing.assert_allclose(score, exact, rtol=1e-5)
@@ -29,7 +30,7 @@ def test_numpy_hill_climb_is_the_same_search():
     )(jax.random.split(jax.random.key(0), 200), weights)
     ours = float(jnp.mean(exact - found))
     numpy_gaps = [
-        float(exact[i]) - benchmark.numpy_hill_climb(space, np.asarray(w), rng, 1, 5)[1]
+        float(exact[i]) - hill_climb.numpy_hill_climb(space, np.asarray(w), rng, 1, 5)[1]
         for i, w in enumerate(weights)
     ]
     assert min(np.mean(numpy_gaps), ours) > 0.0
@@ -40,10 +41,10 @@ def test_numpy_hill_climb_is_the_same_search():
 
 @pytest.mark.slow
 def test_suite_runs_on_a_small_space():
-    suite = benchmark.hill_climb_suite()
+    suite = hill_climb.hill_climb_suite()
     assert isinstance(suite, Suite) and suite.name == "hill_climb"
     config = SuiteConfig(sizes=(3,), batches=(4,), repeats=2, max_seconds=20.0)
-    results = run_suite(config, suite=suite)
+    results = run_suite(suite, config)
     rows = {(r["kernel"], r["batch"]): r for r in results["rows"]}
     assert set(rows) == {("ours", 4), ("numpy", 4)}
     assert all(r["status"] == "ok" and r["median_seconds"] > 0 for r in rows.values())

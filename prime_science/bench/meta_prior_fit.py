@@ -2,8 +2,8 @@
 
 :func:`meta_prior_fit_timings` simulates ``num_weights`` estimates in ``num_groups`` groups
 (``w^_i ~ N(mu_k, tau_k^2 + s_i^2)``) and times, each as one jitted function compiled apart
-from the timed calls (:func:`prime_science.benchmarking.compile_jitted`,
-:func:`prime_science.benchmarking.time_calls`, median of ``repeats`` calls after a warm-up):
+from the timed calls (:func:`prime_science.bench.timing.compile_jitted`,
+:func:`prime_science.bench.timing.time_calls`, median of ``repeats`` calls after a warm-up):
 
 * ``moments``: :func:`prime_science.priors.moments.method_of_moments` (two segment-sum passes);
 * ``svi``: :func:`prime_science.priors.hierarchical.fit_gaussian_type2` with ``svi_steps``
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.benchmarking import compile_jitted, time_calls
+from prime_science.bench.timing import compile_jitted, time_calls
 from prime_science.core.machine import device_info
 from prime_science.priors.moments import method_of_moments
 

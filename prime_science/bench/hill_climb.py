@@ -17,8 +17,7 @@ Kernels, per ``(N, B)``:
   steps; ``B`` requests in a Python loop (the suites' convention: a numpy request is one
   request).
 
-Register it in :data:`prime_science.benchmarking.SUITES` as ``"hill_climb": hill_climb_suite``
-(and give it default sizes, e.g. ``(10,)``).
+Timing, budgets and files: :mod:`prime_science.bench.driver`.
 """
 
 from __future__ import annotations
@@ -32,13 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.benchmarking import Suite
+from prime_science.bench.driver import Suite
 from prime_science.core.errors import fail
 from prime_science.layouts import design, search
 from prime_science.layouts.policy import posterior_draw
 
 __all__ = [
-    "HILL_CLIMB_BENCHMARK_NAME",
+    "NAME",
     "VARIANTS",
     "RESTARTS",
     "STEPS",
@@ -47,7 +46,7 @@ __all__ = [
     "hill_climb_suite",
 ]
 
-HILL_CLIMB_BENCHMARK_NAME = "hill_climb"
+NAME = "hill_climb"
 VARIANTS = 10
 RESTARTS = 10
 STEPS = 20
@@ -199,7 +198,7 @@ def hill_climb_suite(factory: Callable[..., Any] | None = None) -> Suite:
         )
 
     return Suite(
-        name=HILL_CLIMB_BENCHMARK_NAME,
+        name=NAME,
         unit="components",
         floor=None,
         plan=plan,
