@@ -22,14 +22,14 @@ Experiment 2 (cold start and traffic). Two independent draws of the callout worl
   meta-prior of block ``k`` is ``N(mu^_k, tau^_k^2)``.
 * EB step, compared: the route first built (the standard method-of-moments form of the
   empirical-Bayes step), a weak-prior probit MAP refit
-  (``N(0, refit_prior_variance)``; ``w^_i``, and ``s_i^2`` from the inverse diagonal Fisher
-  information) and the method of moments over features with ``s_i^2 <=
-  max_sampling_variance``. In this world it is biased: an item's score is identified but its
-  split between brand, category and title tokens is not (1,000 items, 200 brands, 4,096 title
-  buckets), so the refit attenuates first-order weights (slope of ``w^`` on ``w`` about 0.4 for
-  brand and title) and ``1 / F_ii`` ignores the correlated errors. (Dividing the generic prior
-  out of the deployed ADF posterior, :func:`~prime_science.priors.moments.divide_out_prior`,
-  was tried before that: worse still.)
+  (:func:`prime_science.priors.refit.weak_prior_refit`: ``N(0, refit_prior_variance)``;
+  ``w^_i``, and ``s_i^2`` from the inverse diagonal Fisher information) and the method of
+  moments over features with ``s_i^2 <= max_sampling_variance``. In this world it is biased:
+  an item's score is identified but its split between brand, category and title tokens is not
+  (1,000 items, 200 brands, 4,096 title buckets), so the refit attenuates first-order weights
+  (slope of ``w^`` on ``w`` about 0.4 for brand and title) and ``1 / F_ii`` ignores the
+  correlated errors. (Dividing the generic prior out of the deployed ADF posterior,
+  :func:`~prime_science.priors.moments.divide_out_prior`, was tried before that: worse still.)
 * Deployment, world B. For every traffic level ``T`` in ``traffic_levels`` (impressions per
   hourly batch), two probit Thompson-sampling models start fresh and run ``deploy_days`` days
   of ``hours_per_day`` batches, new items arriving daily: ``generic`` (prior ``N(0,
@@ -86,8 +86,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.scipy.special import log_ndtr
 from matplotlib.figure import Figure
 
 from experiments._common import argmax_available, standard_error, world_config
@@ -98,6 +96,7 @@ from prime_science.core.types import PRNGKey
 from prime_science.priors.laplace import Type2Fit, probit_type2
 from prime_science.priors.moments import _moments, method_of_moments
 from prime_science.priors.record import GaussianGroupPrior, feature_prior, groups_from_slices
+from prime_science.priors.refit import weak_prior_refit
 from prime_science.sim.callout_world import (
     BLOCK_SCALES,
     CalloutWorld,
@@ -378,58 +377,6 @@ def _simulate(
     return jax.lax.scan(step, state, hours)
 
 
-def _weak_prior_refit(
-    events: jax.Array, clicks: jax.Array, num_features: int, config: Config
-) -> tuple[jax.Array, jax.Array]:
-    """Estimates ``(w^_i, s_i^2)`` from logged events by a weak-prior probit MAP refit.
-
-    ``w^ = argmax sum_e log Phi(y_e x_e^T w / beta) - |w|^2 / (2 v_weak)`` (L-BFGS,
-    ``refit_steps`` iterations from 0) and ``s_i^2 = 1 / F_ii``, the inverse diagonal of the
-    expected Fisher information at ``w^``::
-
-        F_ii = sum_e x_ei^2 phi(m_e)^2 / (beta^2 Phi(m_e) Phi(-m_e)),    m_e = x_e^T w^ / beta.
-
-    The weak prior (``refit_prior_variance``) only pins down directions the likelihood does not
-    identify (a block's common offset against the intercept); a feature no event touched has
-    ``F_ii = 0`` and ``s_i^2 = inf``. The diagonal inverse ignores correlations between
-    features, so ``s_i^2`` is optimistic for features that always co-occur.
-    """
-    beta = config.probit_noise
-    signs = 2.0 * clicks.astype(jnp.float32) - 1.0
-
-    def loss(weights):
-        margins = signs * linear_scores(weights, events) / beta
-        penalty = 0.5 * jnp.sum(weights * weights) / config.refit_prior_variance
-        return -jnp.sum(log_ndtr(margins)) + penalty
-
-    optimizer = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(loss)
-
-    def step(carry, _):
-        weights, state = carry
-        value, grad = value_and_grad(weights, state=state)
-        updates, state = optimizer.update(
-            grad, state, weights, value=value, grad=grad, value_fn=loss
-        )
-        return (optax.apply_updates(weights, updates), state), None
-
-    start = jnp.zeros(num_features, jnp.float32)
-    (weights, _), _ = jax.lax.scan(
-        step, (start, optimizer.init(start)), None, length=config.refit_steps
-    )
-    margin = linear_scores(weights, events) / beta
-    log_density = -0.5 * margin * margin - 0.5 * np.log(2.0 * np.pi)
-    information = jnp.exp(2.0 * log_density - log_ndtr(margin) - log_ndtr(-margin)) / beta**2
-    valid = events >= 0
-    fisher = (
-        jnp.zeros(num_features, jnp.float32)
-        .at[jnp.where(valid, events, num_features)]
-        .add(jnp.where(valid, information[:, None], 0.0), mode="drop")
-    )
-    touched = fisher > 0
-    return weights, jnp.where(touched, 1.0 / jnp.where(touched, fisher, 1.0), jnp.inf)
-
-
 class _Type2(NamedTuple):
     fit: Type2Fit
     record: GaussianGroupPrior
@@ -497,7 +444,14 @@ def run(key: PRNGKey, config: Config) -> Results:
     # EB step: weak-prior refit of the logged events, then the method of moments per block.
     num_events = config.logged_hours * config.logged_impressions_per_hour
     events = logged_ids[hours.segments, items].reshape(num_events, -1)
-    estimates, noise = _weak_prior_refit(events, clicks.reshape(num_events), num_features, config)
+    estimates, noise = weak_prior_refit(
+        events,
+        clicks.reshape(num_events),
+        num_features,
+        prior_variance=config.refit_prior_variance,
+        num_steps=config.refit_steps,
+        noise=config.probit_noise,
+    )
     in_fit = noise <= config.max_sampling_variance
     moments = _moments(
         jnp.where(in_fit, estimates, 0.0),

@@ -1,7 +1,8 @@
 """Empirical-Bayes meta-priors (Nabi et al. 2022): group prior records, the closed-form
-method-of-moments estimator, type-II maximum likelihood of group priors directly from logged
-probit events (Laplace evidence), and (in :mod:`prime_science.priors.hierarchical`, the only module
-that imports NumPyro) hierarchical models fitted by SVI and NUTS."""
+method-of-moments estimator and the weak-prior probit refit that feeds it per-weight estimates,
+type-II maximum likelihood of group priors directly from logged probit events (Laplace
+evidence), and (in :mod:`prime_science.priors.hierarchical`, the only module that imports
+NumPyro) hierarchical models fitted by SVI and NUTS."""
 
 from prime_science.priors.laplace import Type2Fit, probit_type2
 from prime_science.priors.moments import (
@@ -19,6 +20,7 @@ from prime_science.priors.record import (
     groups_from_slices,
     item_prior,
 )
+from prime_science.priors.refit import WeightEstimates, weak_prior_refit
 
 __all__ = [
     "GaussianGroupPrior",
@@ -32,6 +34,8 @@ __all__ = [
     "method_of_moments",
     "meta_prior",
     "divide_out_prior",
+    "WeightEstimates",
+    "weak_prior_refit",
     "Type2Fit",
     "probit_type2",
 ]

@@ -1,13 +1,10 @@
-"""The meta-prior experiment on a tiny world: runner contract, shapes, the weak-prior refit
-against scipy, and the NumPyro-vs-moments helper."""
+"""The meta-prior experiment on a tiny world: runner contract, shapes, and the
+NumPyro-vs-moments helper (the weak-prior refit is tested in ``test_refit.py``)."""
 
 import json
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import optimize, stats
 
 from experiments import meta_prior
 from prime_science.core.experiment import check_experiment
@@ -72,38 +69,6 @@ def test_results_file_metrics_and_plots(outcome):
     for traffic in TINY.traffic_levels:
         for policy in meta_prior.POLICIES:
             assert metrics[f"regret_per_impression_{policy}_t{traffic}"] >= 0
-
-
-def test_weak_prior_refit_matches_scipy():
-    """The L-BFGS MAP equals scipy's on a small design; s^2 is the inverse diagonal of the
-    expected Fisher information at the MAP (computed here by hand)."""
-    rng = np.random.default_rng(0)
-    num_features, num_events = 6, 400
-    events = np.stack(
-        [np.zeros(num_events, int), rng.integers(1, 4, num_events), rng.integers(4, 6, num_events)],
-        axis=1,
-    ).astype(np.int32)
-    events[::7, 2] = -1  # padding
-    x = np.zeros((num_events, num_features))
-    for column in range(3):
-        valid = events[:, column] >= 0
-        x[np.flatnonzero(valid), events[valid, column]] = 1.0
-    truth = np.array([-1.0, 0.3, -0.2, 0.1, 0.5, -0.5])
-    clicks = rng.uniform(size=num_events) < stats.norm.cdf(x @ truth)
-    signs = 2.0 * clicks - 1.0
-    config = meta_prior.Config(refit_prior_variance=10.0, refit_steps=100)
-
-    def loss(w):
-        return -stats.norm.logcdf(signs * (x @ w)).sum() + 0.5 * w @ w / 10.0
-
-    expected = optimize.minimize(loss, np.zeros(num_features), method="BFGS", tol=1e-10).x
-    got, noise = jax.jit(meta_prior._weak_prior_refit, static_argnums=(2, 3))(
-        jnp.asarray(events), jnp.asarray(clicks), num_features, config
-    )
-    np.testing.assert_allclose(got, expected, atol=2e-4)
-    margin = x @ expected
-    info = stats.norm.pdf(margin) ** 2 / (stats.norm.cdf(margin) * stats.norm.cdf(-margin))
-    np.testing.assert_allclose(noise, 1.0 / ((x**2).T @ info), rtol=2e-3)
 
 
 @pytest.mark.slow
