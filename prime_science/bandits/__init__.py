@@ -6,7 +6,8 @@
   epsilon-greedy and UCB selection over candidates.
 * :mod:`.logistic` — Laplace-approximate Bayesian logistic regression (diagonal or full
   covariance), with the same selection rules.
-* :mod:`.delayed` — impression ledger, delayed-feedback strategies and delay models.
+* :mod:`.delayed` — the pending-feedback ledger and its training strategies, the delayed
+  feedback model (likelihood, fit, per-look probit ADF steps), OTF, delay distributions.
 """
 
 __all__: list[str] = []
