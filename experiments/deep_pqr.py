@@ -33,8 +33,8 @@ Su–Judd part (Su and Judd 2012's design of Rust 1987's bus; ``su_judd_datasets
 seed of the design of
 :mod:`prime_science.sim.bus_engine`: 50 buses x 120 months, ``beta = 0.975``): Deep PQR with the
 mileage bin ``x`` as a 1-D feature, anchor = replace with reward 0 and the linear reward head,
-against NFXP (:func:`prime_science.choice.nfxp.estimate_bus`, float64, run on the host by
-:func:`nfxp_estimates` from ``summarize``/``plot``) on the same panels. With the replace reward
+against NFXP (:func:`prime_science.choice.nfxp.estimate_bus`, in float64) on the same panels,
+fitted inside ``run``. With the replace reward
 normalised to 0 the truth is the keep-minus-replace utility ``RC - 0.001 theta11 x``; NFXP's
 estimate of it is ``RC_hat - 0.001 theta11_hat x``.
 Metrics: ``su_judd_{pqr,nfxp}_{slope_x1000,intercept,rmse}`` (RMSE over the panel's rows
@@ -46,6 +46,11 @@ are never seen). These are reported, not gated: with ~43 replacements per panel
 the per-panel s.d. of the PQR - NFXP intercept gap is about 1.2, so a fixed threshold on a few
 panels per seed would test noise.
 
+Precision: ``Config.precision = "float64"``, so the runner traces ``run`` with x64 enabled and
+NFXP runs in float64; everything else is kept in float32 explicitly (the SAmQ table, the
+simulated states, the Su–Judd panels' model and shocks, the networks), as before the experiment
+declared its precision.
+
 In this environment the anchor's next state is independent of ``s`` (replace resets the only
 relevant coordinate; the noise is redrawn), so ``Q_A`` is a constant and the residual-gradient
 bias (``Var g(s')`` under the anchor transition) is small: the author variant is expected to be
@@ -54,7 +59,6 @@ close to ours here; the difference is reported, not assumed.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,8 +69,8 @@ from matplotlib.figure import Figure
 
 from experiments._common import standard_error
 from prime_science.choice import nfxp
+from prime_science.choice.data import ChoiceData
 from prime_science.choice.deep_pqr import DeepPQRConfig, deep_pqr
-from prime_science.choice.nfxp import ChoiceData
 from prime_science.core.errors import fail
 from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
@@ -82,7 +86,6 @@ __all__ = [
     "SizeResults",
     "SuJuddResults",
     "Results",
-    "nfxp_estimates",
     "run",
     "summarize",
     "targets",
@@ -108,6 +111,7 @@ class Config(NamedTuple):
       pqr: Deep PQR settings (``discount`` and ``alpha`` are taken from ``env``: known).
       su_judd_datasets: simulated Su–Judd panels per seed (0: skip that part).
       bus_design: the Su–Judd design (``beta = 0.975``, 50 buses x 120 months).
+      precision: ``"float64"``, for NFXP (the runner enables x64; the rest is float32).
     """
 
     sample_sizes: tuple[int, ...] = (1_000, 5_000, 20_000)
@@ -118,6 +122,7 @@ class Config(NamedTuple):
     pqr: DeepPQRConfig = DeepPQRConfig()
     su_judd_datasets: int = 2
     bus_design: BusEngineDesign = SU_JUDD
+    precision: str = "float64"
 
     @classmethod
     def quick(cls) -> Config:
@@ -174,12 +179,13 @@ class SuJuddResults(NamedTuple):
     Attributes:
       pqr_keep: ``float[D, 2]`` Deep PQR's linear keep reward (slope per bin, intercept), the
         anchor (replace) reward being 0.
-      panels: the simulated panels (:class:`ChoiceData` of ``int32[D, n]``), for NFXP
-        (:func:`nfxp_estimates`, on the host in float64).
+      nfxp_params: ``float64[D, 2]`` NFXP's ``(RC, theta11)`` on the same panels.
+      panels: the simulated panels (:class:`ChoiceData` of ``int32[D, n]``).
       replacements: ``float[D]`` replacements in the panel's rows.
     """
 
     pqr_keep: jax.Array
+    nfxp_params: jax.Array
     panels: ChoiceData
     replacements: jax.Array
 
@@ -227,7 +233,7 @@ def run(key: PRNGKey, config: Config) -> Results:
         if n % config.steps_per_agent:
             fail("config.sample_sizes", "multiples of steps_per_agent", config.sample_sizes)
     env = config.env
-    table = samq_bus.soft_q_table(env)
+    table = samq_bus.soft_q_table(env, jnp.float32)
     model = deep_pqr(config.model_config, env.num_features, 2)
     author = deep_pqr(config.model_config._replace(detach_target=False), env.num_features, 2)
     key_test, key_bus, *keys = jax.random.split(key, 2 + len(config.sample_sizes))
@@ -261,38 +267,6 @@ def run(key: PRNGKey, config: Config) -> Results:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _nfxp_fn(design: BusEngineDesign):
-    """Jitted, vmapped float64 NFXP over panels (traced and run inside ``jax.enable_x64``)."""
-
-    def one(state, decision, increment):
-        fit = nfxp.estimate_bus(
-            ChoiceData(state, decision, increment),
-            num_states=design.num_states,
-            discount=design.discount,
-            num_increments=len(design.increment_probs),
-        )
-        return fit.params
-
-    return jax.jit(jax.vmap(one))
-
-
-def nfxp_estimates(panels: ChoiceData, config: Config) -> np.ndarray:
-    """NFXP ``(RC, theta11)`` per panel, ``float64[..., 2]`` for panels with any leading axes.
-
-    Runs on the host, eagerly, in float64 (one vmapped call). It is NOT part of the jitted
-    ``run``: a ``jax.pure_callback`` into NFXP from inside ``run`` deadlocked on 2 CPU cores
-    while the Deep PQR loops of the same program were running, so :func:`summarize` and
-    :func:`plot` call this on the panels that ``run`` returns.
-    """
-    state = np.asarray(panels.state)
-    leading = state.shape[:-1]
-    flat = [np.reshape(np.asarray(x), (-1, x.shape[-1])) for x in panels]
-    with jax.enable_x64(True):
-        params = np.asarray(jax.device_get(_nfxp_fn(config.bus_design)(*flat)), np.float64)
-    return params.reshape(*leading, 2)
-
-
 def _panel_rows(panels: ChoiceData, design: BusEngineDesign):
     """Mileage, decision, next mileage of every bus-month with a next month (``[..., rows]``)."""
     shape = (*panels.state.shape[:-1], design.num_buses, design.num_months)
@@ -301,12 +275,13 @@ def _panel_rows(panels: ChoiceData, design: BusEngineDesign):
 
 
 def _su_judd(key: PRNGKey, config: Config) -> SuJuddResults:
-    """Deep PQR (1-D mileage feature, linear reward head, anchor = replace with reward 0) on
-    simulated Su–Judd panels; NFXP runs later on the returned panels (:func:`nfxp_estimates`)."""
+    """Deep PQR (1-D mileage feature, linear reward head, anchor = replace with reward 0) and
+    NFXP (float64, one panel after the other) on simulated Su–Judd panels (float32 shocks and
+    model)."""
     design = config.bus_design
     model = deep_pqr(config.bus_model_config, 1, 2)
     key_panels, key_fits = jax.random.split(key)
-    panels = jax.vmap(lambda k: simulate_bus_panel(k, design))(
+    panels = jax.vmap(lambda k: simulate_bus_panel(k, design, jnp.float32))(
         jax.random.split(key_panels, config.su_judd_datasets)
     )  # ChoiceData of [D, n]
 
@@ -317,10 +292,20 @@ def _su_judd(key: PRNGKey, config: Config) -> SuJuddResults:
         slope, intercept = fit.reward.params.weights[0, 0], fit.reward.params.intercept[0]
         return jnp.stack([slope, intercept]), jnp.sum(d).astype(jnp.float32)
 
+    def nfxp_one(panel):
+        fit = nfxp.estimate_bus(
+            panel,
+            num_states=design.num_states,
+            discount=design.discount,
+            num_increments=len(design.increment_probs),
+            initial_params=jnp.asarray((5.0, 1.0), jnp.float64),
+        )
+        return fit.params
+
     pqr_keep, replacements = jax.vmap(pqr_one)(
         jax.random.split(key_fits, config.su_judd_datasets), panels
     )
-    return SuJuddResults(pqr_keep, panels, replacements)
+    return SuJuddResults(pqr_keep, jax.lax.map(nfxp_one, panels), panels, replacements)
 
 
 def summarize(results: Results, config: Config) -> dict[str, float]:
@@ -360,7 +345,7 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     if results.su_judd is not None:
         bus, design = results.su_judd, config.bus_design
         pqr = np.asarray(bus.pqr_keep, np.float64)
-        nfxp_params = nfxp_estimates(bus.panels, config)
+        nfxp_params = np.asarray(bus.nfxp_params, np.float64)
         nfxp_keep = np.stack([-0.001 * nfxp_params[:, 1], nfxp_params[:, 0]], axis=1)
         mileage = np.asarray(_panel_rows(bus.panels, design)[0], np.float64)  # [D, rows]
         truth = design.replacement_cost - 0.001 * design.theta11 * mileage
@@ -567,7 +552,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     if results.su_judd is not None:
         bus, design = results.su_judd, config.bus_design
         pqr = np.asarray(bus.pqr_keep, np.float64).reshape(-1, 2)
-        nfxp_params = nfxp_estimates(bus.panels, config).reshape(-1, 2)
+        nfxp_params = np.asarray(bus.nfxp_params, np.float64).reshape(-1, 2)
         figure = Figure(figsize=(9.6, 3.8), layout="constrained")
         axes = figure.subplots(1, 2)
         for ax, nfxp_values, pqr_values, truth, label in (

@@ -50,10 +50,11 @@ them; ``maxent``: MaxEnt IRL with one-hot state features (the most flexible stat
 on the same ``P^``, normalised by PQR as above. Error: RMSE of ``r^ - r`` over the non-anchor
 actions and all states.
 
-All parts run in float64, in a separately compiled function called through
-``jax.pure_callback`` (the runner traces ``run`` with x64 off), as in
-:mod:`experiments.rust_bus`; the callback receives the seeds of the vmapped ``run`` together
-and runs them one after the other.
+All parts run in float64: ``Config.precision = "float64"``, so the runner traces ``run`` with
+x64 enabled (call ``run`` inside ``jax.enable_x64(True)`` outside the runner). A vmapped ``run``
+computes its seeds one after the other (``jax.custom_batching.sequential_vmap``): a vmapped
+MaxEnt fit (its ``eigh`` inside a batched ``while_loop``) did not return on XLA:CPU in this
+jax version.
 
 Expectations: part 1's errors are at rounding level; PQR's error falls with the sample size;
 MaxEnt (Ziebart et al. 2008) cannot represent action-dependent rewards, so its error stays large
@@ -86,6 +87,7 @@ from matplotlib.figure import Figure
 from experiments._common import standard_error
 from prime_science.choice import mdp as mdp_lib
 from prime_science.choice import nfxp
+from prime_science.choice.data import ChoiceData
 from prime_science.choice.maxent_irl import choice_counts, maxent_irl
 from prime_science.choice.pqr import frequency_log_policy, frequency_transitions, tabular_pqr
 from prime_science.choice.solvers import linear_solve, solve_relative
@@ -149,6 +151,7 @@ class Config(NamedTuple):
       nfxp_tol, nfxp_max_iters: BHHH stops when ``g^T H^{-1} g < nfxp_tol`` or after
         ``nfxp_max_iters`` iterations.
       tabular_sample_sizes: sample sizes of part 3 (nested).
+      precision: ``"float64"``: the runner enables x64 for this experiment.
     """
 
     num_states: int = 50
@@ -164,6 +167,7 @@ class Config(NamedTuple):
     nfxp_tol: float = 1e-8
     nfxp_max_iters: int = 50
     tabular_sample_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    precision: str = "float64"
 
     @classmethod
     def quick(cls) -> Config:
@@ -323,7 +327,7 @@ def _rmse(error: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def _bus_panel(
-    data: nfxp.ChoiceData, mask: jax.Array, tiled: nfxp.ChoiceData, config: Config
+    data: ChoiceData, mask: jax.Array, tiled: ChoiceData, config: Config
 ) -> dict[str, jax.Array]:
     """Part 2 for one panel, the rows of ``data`` where ``mask`` is 1 (and ``tiled``: those
     rows repeated to the full length, for NFXP: repeating a panel ``k`` times multiplies its
@@ -398,7 +402,7 @@ def _bus(key, config: Config):
     sizes = np.asarray(config.bus_num_buses) * design.num_months
     masks = jnp.asarray(np.arange(rows)[None, :] < sizes[:, None], jnp.float64)
     tiled_rows = np.stack([np.tile(np.arange(size), rows // size) for size in sizes])
-    tiled = nfxp.ChoiceData(*(x[tiled_rows] for x in data))
+    tiled = ChoiceData(*(x[tiled_rows] for x in data))
     panels = jax.lax.map(lambda inputs: _bus_panel(data, *inputs, config), (masks, tiled))
     truth = _true_difference(config)
     visited = panels["visits"] > 0
@@ -467,61 +471,13 @@ def _one_seed(key_data: jax.Array, config: Config) -> Results:
     return Results(exact, bus_rmse, keep_reward, visits, converged, slopes, tabular)
 
 
-@functools.lru_cache(maxsize=8)
-def _seed_fn(config: Config):
-    """The jitted float64 computation of one seed (key data ``uint32[2]``). The host calls it
-    seed after seed: one compilation serves any number of seeds, and a vmapped MaxEnt fit (its
-    ``eigh`` inside a batched ``while_loop``) did not return on XLA:CPU in this jax version."""
-    return jax.jit(functools.partial(_one_seed, config=config))
-
-
-def _result_shapes(config: Config, float_dtype) -> Results:
-    scalar = jax.ShapeDtypeStruct((), float_dtype)
-    sizes = len(config.bus_num_buses)
-    per_size = jax.ShapeDtypeStruct((sizes,), float_dtype)
-    states = jax.ShapeDtypeStruct((config.bus_num_states,), float_dtype)
-    per_n = jax.ShapeDtypeStruct((len(config.tabular_sample_sizes),), float_dtype)
-    return Results(
-        exact=Exact(*([scalar] * len(Exact._fields))),
-        bus_rmse={method: per_size for method in BUS_METHODS},
-        bus_keep_reward={method: states for method in BUS_METHODS},
-        bus_visits=states,
-        bus_nfxp_converged=jax.ShapeDtypeStruct((sizes,), jnp.bool_),
-        bus_maxent_slope=per_size,
-        tabular_rmse={method: per_n for method in TABULAR_METHODS},
-    )
-
-
-def _host(key_data: np.ndarray, config: Config) -> Results:
-    """Host side of the callback: leading batch axes (seeds) flattened, one call per seed."""
-    leading = key_data.shape[:-1]
-    with jax.enable_x64(True):
-        seed_fn = _seed_fn(config)
-        per_seed = [
-            jax.device_get(seed_fn(row)) for row in np.reshape(key_data, (-1, key_data.shape[-1]))
-        ]
-    results = jax.tree.map(lambda *xs: np.stack(xs), *per_seed)
-    float_dtype = jnp.zeros(()).dtype  # float32 unless x64 is enabled globally
-
-    def cast(x):
-        x = np.asarray(x)
-        x = x if x.dtype == np.bool_ else x.astype(float_dtype)
-        return x.reshape(leading + x.shape[1:])
-
-    return jax.tree.map(cast, results)
-
-
 def run(key: PRNGKey, config: Config) -> Results:
-    """All three parts for one seed (module docstring): a ``jax.pure_callback`` into a float64
-    function compiled separately; a vmapped ``run`` batches its seeds into one call."""
+    """All three parts for one seed (module docstring), in float64 (trace it inside
+    ``jax.enable_x64(True)``, as the runner does); a vmapped ``run`` computes its seeds one after
+    the other."""
     _check_sizes(config)
-    shapes = _result_shapes(config, jnp.zeros(()).dtype)
-    return jax.pure_callback(
-        functools.partial(_host, config=config),
-        shapes,
-        jax.random.key_data(key),
-        vmap_method="expand_dims",
-    )
+    one_seed = jax.custom_batching.sequential_vmap(functools.partial(_one_seed, config=config))
+    return one_seed(jax.random.key_data(key))
 
 
 def summarize(results: Results, config: Config) -> dict[str, float]:
@@ -745,8 +701,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     ax = figure.subplots()
     x = np.arange(config.bus_num_states)
     visited = np.asarray(results.bus_visits)[0] > 0
-    with jax.enable_x64(True):
-        truth = np.asarray(_true_difference(config))
+    truth = np.asarray(_true_difference(config))
     ax.plot(x, truth, "k-", linewidth=2.5, label="truth: RC - 0.001 theta11 x")
     for index, method in enumerate(BUS_METHODS):
         estimate = np.asarray(results.bus_keep_reward[method], np.float64)[0]

@@ -66,6 +66,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from prime_science.choice import ccp, nfxp
+from prime_science.choice.data import ChoiceData
 from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.datasets import rust_bus
@@ -119,6 +120,8 @@ class Config(NamedTuple):
       mc_batch_size: panels per ``vmap`` inside the ``lax.map`` over panels (1: one panel at a
         time, fastest on CPU, where a vmapped BHHH loop runs in lock step to its slowest
         panel; larger suits accelerators).
+      precision: ``"float64"``: the runner enables x64 for this experiment (NFXP at
+        ``beta = 0.9999`` needs it).
     """
 
     samples: tuple[tuple[int, ...], ...] = ((4,), (1, 2, 3, 4))
@@ -135,6 +138,7 @@ class Config(NamedTuple):
     mc_max_iters: int = 200
     mc_npl_iters: int = 20
     mc_batch_size: int = 1
+    precision: str = "float64"
 
     @classmethod
     def quick(cls) -> Config:
@@ -199,13 +203,14 @@ class Results(NamedTuple):
     mc_npl_step: jax.Array
 
 
-def _choice_data(groups: tuple[int, ...], num_bins: int, bin_size: float) -> nfxp.ChoiceData:
+def _choice_data(groups: tuple[int, ...], num_bins: int, bin_size: float) -> ChoiceData:
     data = rust_bus.discretise(rust_bus.load_rust_bus(groups), num_bins, bin_size)
-    return nfxp.ChoiceData(data.state, data.decision, data.increment)
+    return ChoiceData(data.state, data.decision, data.increment)
 
 
 def table_ix_estimator(config: Config, num_increments: int):
-    """The jitted NFXP estimate of part 1 (call it inside ``jax.enable_x64``)."""
+    """The jitted NFXP estimate of part 1, in JAX's default float (float64 inside
+    ``jax.enable_x64``, as the experiment needs)."""
     return jax.jit(
         functools.partial(
             nfxp.estimate_bus,
@@ -217,17 +222,18 @@ def table_ix_estimator(config: Config, num_increments: int):
     )
 
 
-def table_ix_data(groups: tuple[int, ...], config: Config) -> tuple[nfxp.ChoiceData, int]:
+def table_ix_data(groups: tuple[int, ...], config: Config) -> tuple[ChoiceData, int]:
     """``(panel, J)`` for one sample of part 1."""
     data = _choice_data(groups, config.num_bins, config.bin_size)
     return data, int(np.max(data.increment)) + 1
 
 
 @functools.lru_cache(maxsize=8)
-def _replicate(config: Config) -> tuple[Replication, ...]:
-    """Part 1, computed eagerly (once per config) in float64."""
+def _replicate(config: Config, dtype: np.dtype) -> tuple[Replication, ...]:
+    """Part 1, computed eagerly (once per config and float ``dtype``, JAX's default float of the
+    caller: float64 under the runner)."""
     fits = []
-    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+    with jax.ensure_compile_time_eval():
         for groups in config.samples:
             data, num_increments = table_ix_data(groups, config)
             estimate = table_ix_estimator(config, num_increments)
@@ -248,9 +254,9 @@ def _replicate(config: Config) -> tuple[Replication, ...]:
 
 @functools.lru_cache(maxsize=8)
 def monte_carlo_fn(config: Config):
-    """The jitted float64 Monte Carlo: key data ``uint32[N, 2]`` -> N NFXP and NPL fits, one
-    call, ``lax.map`` over the panels in ``vmap``-ed chunks of ``mc_batch_size`` (trace,
-    compile and run it inside ``jax.enable_x64``); returns
+    """The jitted Monte Carlo: key data ``uint32[N, 2]`` -> N NFXP and NPL fits, one call,
+    ``lax.map`` over the panels in ``vmap``-ed chunks of ``mc_batch_size``, in JAX's default
+    float (float64 inside ``jax.enable_x64``, as the experiment needs); returns
     ``(nfxp params, theta3, converged, BHHH iterations, NPL params, NPL step)``."""
     design = config.design
 
@@ -277,53 +283,16 @@ def monte_carlo_fn(config: Config):
     return jax.jit(lambda keys: jax.lax.map(one, keys, batch_size=config.mc_batch_size))
 
 
-def _monte_carlo_host(key_data: np.ndarray, config: Config):
-    """Host side of the callback: any leading batch axes (seeds) are flattened into one call."""
-    leading = key_data.shape[:-1]
-    with jax.enable_x64(True):
-        params, probs, converged, iters, npl_params, npl_step = jax.device_get(
-            monte_carlo_fn(config)(np.reshape(key_data, (-1, key_data.shape[-1])))
-        )
-    float_dtype = jnp.zeros(()).dtype  # float32 unless x64 is enabled globally
-    return (
-        params.astype(float_dtype).reshape(*leading, 2),
-        probs.astype(float_dtype).reshape(*leading, probs.shape[-1]),
-        converged.reshape(leading),
-        iters.astype(np.int32).reshape(leading),
-        npl_params.astype(float_dtype).reshape(*leading, 2),
-        npl_step.astype(float_dtype).reshape(leading),
-    )
-
-
 def run(key: PRNGKey, config: Config) -> Results:
-    """Part 1 (constants, see the module docstring) and part 2 (simulated with ``key``).
-
-    Part 2 is a ``jax.pure_callback`` into a separately compiled float64 function: the runner
-    lowers ``run`` with x64 disabled, which cannot hold float64 loops. The callback batches the
-    seeds of a vmapped ``run`` into the same single call (``vmap_method="expand_dims"``).
-    """
-    replication = jax.tree.map(jnp.asarray, _replicate(config))
-    num_datasets = config.mc_num_datasets
-    num_increments = len(config.design.increment_probs)
-    float_dtype = jnp.zeros(()).dtype
-    shapes = (
-        jax.ShapeDtypeStruct((num_datasets, 2), float_dtype),
-        jax.ShapeDtypeStruct((num_datasets, num_increments), float_dtype),
-        jax.ShapeDtypeStruct((num_datasets,), jnp.bool_),
-        jax.ShapeDtypeStruct((num_datasets,), jnp.int32),
-        jax.ShapeDtypeStruct((num_datasets, 2), float_dtype),
-        jax.ShapeDtypeStruct((num_datasets,), float_dtype),
+    """Part 1 (constants, see the module docstring) and part 2 (simulated with ``key``), in
+    float64: ``Config.precision = "float64"`` makes the runner trace it inside
+    ``jax.enable_x64(True)`` (do the same when calling it directly)."""
+    replication = jax.tree.map(jnp.asarray, _replicate(config, jnp.result_type(float)))
+    key_data = jax.random.key_data(jax.random.split(key, config.mc_num_datasets))
+    params, probs, converged, iters, npl_params, npl_step = monte_carlo_fn(config)(key_data)
+    return Results(
+        replication, params, probs, converged, iters.astype(jnp.int32), npl_params, npl_step
     )
-    if num_datasets == 0:
-        return Results(replication, *(jnp.zeros(s.shape, s.dtype) for s in shapes))
-    key_data = jax.random.key_data(jax.random.split(key, num_datasets))
-    outputs = jax.pure_callback(
-        functools.partial(_monte_carlo_host, config=config),
-        shapes,
-        key_data,
-        vmap_method="expand_dims",
-    )
-    return Results(replication, *outputs)
 
 
 def summarize(results: Results, config: Config) -> dict[str, float]:

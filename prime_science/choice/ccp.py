@@ -21,8 +21,9 @@ method (:func:`_fit_logit`).
   re-maximise, ``num_npl_iters`` times; for single-agent models its fixed point is the MLE
   (Aguirregabiria and Mira 2002), so it converges to NFXP's estimate.
 
-``theta3`` is the increment frequencies, as in :mod:`.nfxp`. Float64 is advisable at
-``beta = 0.9999`` (``I - beta P_pi`` has condition number ~1e4).
+``theta3`` is the increment frequencies, as in :mod:`.nfxp`. The fit runs in the float dtype of
+``initial_params`` (Python numbers: JAX's default float, float64 inside ``jax.enable_x64``);
+float64 is advisable at ``beta = 0.9999`` (``I - beta P_pi`` has condition number ~1e4).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from prime_science.choice.data import ChoiceData, check_choice_data
 from prime_science.choice.mdp import (
     bus_engine_mdp,
     check_count,
@@ -39,12 +41,7 @@ from prime_science.choice.mdp import (
     check_scalar,
     expected_next_values,
 )
-from prime_science.choice.nfxp import (
-    ChoiceData,
-    check_choice_data,
-    check_initial_params,
-    transition_mle,
-)
+from prime_science.choice.nfxp import check_initial_params, transition_mle
 from prime_science.choice.solvers import linear_solve, policy_solve
 
 __all__ = ["CCPResult", "frequency_ccp", "estimate_bus_ccp"]
@@ -68,10 +65,12 @@ class CCPResult(NamedTuple):
     npl_step: jax.Array
 
 
-def frequency_ccp(data: ChoiceData, num_states: int, dtype=jnp.float64) -> jax.Array:
-    """``float[S]``: ``(n_replace(x) + 1/2) / (n(x) + 1)``. ``data`` is checked by
-    :func:`.nfxp.check_choice_data` (the increments only for ``>= -1``)."""
+def frequency_ccp(data: ChoiceData, num_states: int, dtype=None) -> jax.Array:
+    """``float[S]``: ``(n_replace(x) + 1/2) / (n(x) + 1)`` in ``dtype`` (default JAX's default
+    float). ``data`` is checked by :func:`.data.check_choice_data` (the increments only for
+    ``>= -1``)."""
     check_choice_data(data, num_states, None)
+    dtype = jnp.result_type(float) if dtype is None else dtype
     visits = jnp.zeros(num_states, dtype).at[data.state].add(1.0)
     replacements = jnp.zeros(num_states, dtype).at[data.state].add(data.decision.astype(dtype))
     return (replacements + 0.5) / (visits + 1.0)
@@ -130,7 +129,7 @@ def estimate_bus_ccp(
     iterations after it (module docstring); pure, jittable, vmappable.
 
     Raises :class:`~prime_science.core.errors.InvalidArgumentError` (value checks only on
-    concrete arguments) for ``data`` that :func:`.nfxp.check_choice_data` rejects, ``discount``
+    concrete arguments) for ``data`` that :func:`.data.check_choice_data` rejects, ``discount``
     outside ``[0, 1)`` (``beta = 1`` would make ``I - beta P_pi`` singular: NaN estimates),
     ``num_npl_iters < 0``, ``num_newton_iters < 1``, ``initial_params`` not a finite pair or a
     non-finite ``cost_scale``.
@@ -141,7 +140,8 @@ def estimate_bus_ccp(
     check_count("num_newton_iters", num_newton_iters, 1)
     check_count("num_npl_iters", num_npl_iters, 0)
     check_scalar("cost_scale", cost_scale)
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    start = jnp.asarray(initial_params)
+    dtype = jnp.result_type(start, float)
     increment_probs = transition_mle(data.increment, num_increments, dtype)
     replace_prob = frequency_ccp(data, num_states, dtype)
 
@@ -151,7 +151,7 @@ def estimate_bus_ccp(
         v = jnp.einsum("sak,k->sa", z, theta) + e
         return theta, value, jax.nn.softmax(v, -1)[:, 1]
 
-    theta, value, policy = fit(replace_prob, jnp.asarray(initial_params, dtype))
+    theta, value, policy = fit(replace_prob, start.astype(dtype))
 
     def npl(carry, _):
         theta, _, policy, _ = carry

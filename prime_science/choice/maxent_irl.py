@@ -111,7 +111,8 @@ def choice_counts(
 ) -> jax.Array:
     """``float[S, A]`` ``n(s, a) = sum_i weights_i 1[(s_i, a_i) = (s, a)]`` (``weights``
     default ones: the number of observed pairs; a 0/1 mask selects a sub-sample; non-negative).
-    Empty data give zero counts."""
+    Empty data give zero counts. ``dtype`` defaults to the float dtype of ``weights`` (integer or
+    absent weights: JAX's default float)."""
     check_count("num_states", num_states, 1)
     check_count("num_actions", num_actions, 1)
     states, actions = jnp.asarray(states), jnp.asarray(actions)
@@ -122,7 +123,7 @@ def choice_counts(
             errors.fail(name, f"indices in [0, {high})", f"range [{np.min(x)}, {np.max(x)}]")
     errors.check_same_length(("states", "actions"), states, actions)
     if dtype is None:
-        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        dtype = jnp.result_type(float if weights is None else jnp.asarray(weights), float)
     weights = jnp.ones(states.shape, dtype) if weights is None else jnp.asarray(weights, dtype)
     errors.check_rank("weights", weights, 1)
     errors.check_same_length(("states", "weights"), states, weights)

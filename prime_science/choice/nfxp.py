@@ -2,9 +2,9 @@
 
 Model: :func:`prime_science.choice.mdp.bus_engine_mdp` with parameters
 ``theta = (RC, theta11)``, the increment distribution ``theta3 = (p_0 .. p_{J-1})``, known
-discount ``beta`` and ``S`` mileage bins. Data (:class:`ChoiceData`): for every bus-month
-``t`` the bin ``x_t``, the decision ``d_t`` (0 keep, 1 replace) and the increment ``j_t`` to
-the next month (``-1`` in a bus's last month). The full log-likelihood is::
+discount ``beta`` and ``S`` mileage bins. Data (:class:`~prime_science.choice.data.ChoiceData`):
+for every bus-month ``t`` the bin ``x_t``, the decision ``d_t`` (0 keep, 1 replace) and the
+increment ``j_t`` to the next month (``-1`` in a bus's last month). The full log-likelihood is::
 
     L(theta, theta3) = sum_t log pi(d_t | x_t; theta, theta3)        (choice part)
                      + sum_{t: j_t >= 0} log p_{j_t}                  (transition part)
@@ -30,7 +30,9 @@ the estimation of ``theta3``. The score of bus-month ``t`` is its choice score p
 its own increment ``j_t``.
 
 Everything is pure and jittable; :func:`estimate_bus` vmaps over data sets of equal size
-(the Su-Judd Monte Carlo) and over starting values.
+(the Su-Judd Monte Carlo) and over starting values. Precision follows the inputs: the estimate is
+computed in the float dtype of ``initial_params`` (Python numbers: JAX's default float, float64
+inside ``jax.enable_x64``); float64 is advisable at ``beta`` near 1.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prime_science.choice.ascent import halving_ascent
+from prime_science.choice.data import ChoiceData, check_choice_data, check_increments
 from prime_science.choice.mdp import (
     bus_engine_mdp,
     check_count,
@@ -54,9 +57,7 @@ from prime_science.core import errors
 from prime_science.core.types import SolverInfo
 
 __all__ = [
-    "ChoiceData",
     "NFXPResult",
-    "check_choice_data",
     "check_initial_params",
     "transition_mle",
     "transition_log_likelihood",
@@ -65,20 +66,6 @@ __all__ = [
     "bus_log_likelihood",
     "estimate_bus",
 ]
-
-
-class ChoiceData(NamedTuple):
-    """A bus panel as arrays (length ``n``; see the module docstring).
-
-    Attributes:
-      state: ``int32[n]`` mileage bin.
-      decision: ``int32[n]`` 0 keep, 1 replace.
-      increment: ``int32[n]`` bins moved to the next month, ``-1`` when there is none.
-    """
-
-    state: jax.Array
-    decision: jax.Array
-    increment: jax.Array
 
 
 class NFXPResult(NamedTuple):
@@ -105,69 +92,6 @@ class NFXPResult(NamedTuple):
     inner_residual: jax.Array
 
 
-def _check_increments(
-    increment,
-    num_increments: int | None,
-    name: str = "increment",
-    size_name: str = "num_increments",
-) -> None:
-    """``increment`` an ``int[n]``; when concrete, entries ``>= -1`` and, unless
-    ``num_increments`` is None, at least one ``>= 0`` and all ``< num_increments`` (a larger
-    one is blamed on ``size_name``, the argument that set ``num_increments``)."""
-    if num_increments is not None:
-        check_count(size_name, num_increments, 1)
-    errors.check_rank(name, increment, 1)
-    errors.check_dtype_kind(name, increment, "iu", "integer increments")
-    if not errors.is_concrete(increment):
-        return
-    values = np.asarray(increment)
-    if values.size and values.min() < -1:
-        errors.fail(name, "increments >= 0, or -1 where there is no next month", values.min())
-    if num_increments is None:
-        return
-    observed = values[values >= 0]
-    if observed.size == 0:
-        errors.fail(name, "at least one observed increment (>= 0)", "none")
-    if observed.max() >= num_increments:
-        errors.fail(
-            size_name,
-            f"more categories than the largest observed increment ({observed.max()})",
-            num_increments,
-        )
-
-
-def check_choice_data(
-    data: ChoiceData, num_states: int, num_increments: int | None, num_actions: int = 2
-) -> None:
-    """Require ``data`` to be a non-empty :class:`ChoiceData` of ``int[n]`` fields of one length
-    with (when concrete) ``state`` in ``[0, num_states)``, ``decision`` in
-    ``[0, num_actions)`` and ``increment >= -1``; unless ``num_increments`` is None, also at least
-    one observed (``>= 0``) increment and every increment ``< num_increments`` (one at or above
-    it is reported as a too small ``num_increments``). Raises
-    :class:`~prime_science.core.errors.InvalidArgumentError`."""
-    if not isinstance(data, ChoiceData):
-        errors.fail("data", "a ChoiceData(state, decision, increment)", type(data).__name__)
-    check_count("num_states", num_states, 1)
-    for name, x in zip(("data.state", "data.decision", "data.increment"), data, strict=True):
-        errors.check_rank(name, x, 1)
-        errors.check_dtype_kind(name, x, "iu", "integer values")
-    errors.check_same_length(("data.state", "data.decision"), data.state, data.decision)
-    errors.check_same_length(("data.state", "data.increment"), data.state, data.increment)
-    if np.shape(data.state)[0] == 0:
-        errors.fail("data", "at least one bus-month", "0 rows")
-    for name, x, high in (
-        ("data.state", data.state, num_states),
-        ("data.decision", data.decision, num_actions),
-    ):
-        if errors.is_concrete(x):
-            values = np.asarray(x)
-            if values.min() < 0 or values.max() >= high:
-                errors.fail(
-                    name, f"values in [0, {high})", f"range [{values.min()}, {values.max()}]"
-                )
-    _check_increments(data.increment, num_increments, "data.increment")
-
-
 def check_initial_params(initial_params) -> None:
     """Require ``initial_params`` to be a finite ``(RC, theta11)`` (values when concrete)."""
     if np.shape(initial_params) != (2,):
@@ -176,10 +100,12 @@ def check_initial_params(initial_params) -> None:
         errors.fail("initial_params", "finite values", "NaN or inf")
 
 
-def transition_mle(increment: jax.Array, num_increments: int, dtype=jnp.float64) -> jax.Array:
-    """``float[J]``: the increment frequencies (``-1`` entries ignored). ``increment`` must be
-    ``int[n]`` in ``[-1, J)`` with at least one entry ``>= 0`` (checked when concrete)."""
-    _check_increments(increment, num_increments)
+def transition_mle(increment: jax.Array, num_increments: int, dtype=None) -> jax.Array:
+    """``float[J]``: the increment frequencies (``-1`` entries ignored), in ``dtype`` (default
+    JAX's default float). ``increment`` must be ``int[n]`` in ``[-1, J)`` with at least one entry
+    ``>= 0`` (checked when concrete)."""
+    check_increments(increment, num_increments)
+    dtype = jnp.result_type(float) if dtype is None else dtype
     counts = jnp.sum(jax.nn.one_hot(increment, num_increments, dtype=dtype), axis=0)
     return counts / jnp.sum(counts)
 
@@ -187,7 +113,7 @@ def transition_mle(increment: jax.Array, num_increments: int, dtype=jnp.float64)
 def transition_log_likelihood(increment_probs: jax.Array, increment: jax.Array) -> jax.Array:
     """``sum_{t: j_t >= 0} log p_{j_t}``."""
     errors.check_rank("increment_probs", increment_probs, 1)
-    _check_increments(increment, np.shape(increment_probs)[0], size_name="increment_probs")
+    check_increments(increment, np.shape(increment_probs)[0], size_name="increment_probs")
     valid = increment >= 0
     logs = jnp.log(increment_probs)[jnp.where(valid, increment, 0)]
     return jnp.sum(jnp.where(valid, logs, 0.0))
@@ -275,7 +201,8 @@ def estimate_bus(
       num_states: mileage bins ``S``.
       discount: ``beta`` (known).
       num_increments: ``J``, categories of ``theta3`` (increments ``0 .. J-1``).
-      initial_params: BHHH start ``(RC, theta11)``.
+      initial_params: BHHH start ``(RC, theta11)``; its float dtype is the estimate's
+        (Python numbers: JAX's default float).
       tol: BHHH stops when ``g^T H^{-1} g < tol``.
       max_iters: BHHH iterations.
       max_halvings: step halvings per iteration before giving up on the step.
@@ -296,7 +223,8 @@ def estimate_bus(
     check_scalar("tol", tol, "a positive tolerance", positive=True)
     check_count("max_iters", max_iters, 1)
     check_count("max_halvings", max_halvings, 0)
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    start = jnp.asarray(initial_params)
+    dtype = jnp.result_type(start, float)
     increment_probs = transition_mle(data.increment, num_increments, dtype)
 
     def table_fn(params, warm):
@@ -320,7 +248,7 @@ def estimate_bus(
     params, value, warm, info = halving_ascent(
         loglik,
         direction,
-        jnp.asarray(initial_params, dtype),
+        start.astype(dtype),
         jnp.zeros(num_states, dtype),
         tol=tol,
         max_iters=max_iters,

@@ -234,10 +234,11 @@ def tabular_pqr(
     return PQRResult(reward, q, anchor_q, info)
 
 
-def _float_dtype(dtype):
+def _float_dtype(dtype, weights):
+    """``dtype``, else the float dtype of ``weights``, else JAX's default float."""
     if dtype is not None:
         return dtype
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    return jnp.result_type(float if weights is None else jnp.asarray(weights), float)
 
 
 def _check_indices(name: str, x: jax.Array, low: int, high: int) -> None:
@@ -278,9 +279,10 @@ def frequency_log_policy(
     weights: jax.Array | None = None,
 ) -> jax.Array:
     """``float[S, A]`` ``log pi^(a | s) = log (n(s, a) + lambda / A) - log (n(s) + lambda)``
-    with ``lambda = pseudo_count > 0`` (module docstring); ``dtype`` defaults to float64 when
-    x64 is enabled, else float32. ``weights`` (``float[n] >= 0``, default ones) counts
-    observation ``i`` ``weights[i]`` times (0/1 masks select a sub-sample at a fixed shape)."""
+    with ``lambda = pseudo_count > 0`` (module docstring); ``dtype`` defaults to the float dtype
+    of ``weights`` (integer or absent weights: JAX's default float). ``weights`` (``float[n] >=
+    0``, default ones) counts observation ``i`` ``weights[i]`` times (0/1 masks select a
+    sub-sample at a fixed shape)."""
     check_count("num_states", num_states, 1)
     check_count("num_actions", num_actions, 1)
     states, actions = jnp.asarray(states), jnp.asarray(actions)
@@ -288,7 +290,7 @@ def frequency_log_policy(
     _check_indices("actions", actions, 0, num_actions)
     errors.check_same_length(("states", "actions"), states, actions)
     _check_pseudo_count(pseudo_count)
-    dtype = _float_dtype(dtype)
+    dtype = _float_dtype(dtype, weights)
     weights = _observation_weights(weights, states, dtype)
     counts = jnp.zeros((num_states, num_actions), dtype).at[states, actions].add(weights)
     smoothed = counts + pseudo_count / num_actions
@@ -315,7 +317,8 @@ def frequency_transitions(
       pseudo_count: ``lambda > 0``, pseudo-observations per ``(s, a)`` row.
       prior: ``q``: ``float[S]`` (one distribution for every row) or ``float[A, S, S]`` (one per
         row); default uniform ``1 / S``. Rows must sum to one.
-      dtype: default float64 when x64 is enabled, else float32.
+      dtype: default the float dtype of ``weights`` (integer or absent weights: JAX's default
+        float).
       weights: ``float[n] >= 0``, observation ``i`` counts ``weights[i]`` times (default 1).
     """
     check_count("num_states", num_states, 1)
@@ -328,7 +331,7 @@ def frequency_transitions(
     errors.check_same_length(("states", "actions"), states, actions)
     errors.check_same_length(("states", "next_states"), states, next_states)
     _check_pseudo_count(pseudo_count)
-    dtype = _float_dtype(dtype)
+    dtype = _float_dtype(dtype, weights)
     if prior is None:
         prior = jnp.full((num_states,), 1.0 / num_states, dtype)
     prior = jnp.asarray(prior, dtype)

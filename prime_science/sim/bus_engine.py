@@ -11,7 +11,11 @@ then the increment ``j_t ~ theta3``; the next bin is ``min(j_t, S - 1)`` after a
 ``min(x_t + j_t, S - 1)`` after keeping (the top bin absorbs, as in
 :func:`prime_science.choice.mdp.banded_transition`). The panel records ``(x_t, d_t, j_t)``,
 with ``j_t = -1`` in the last month (no next month observed), the layout of
-:class:`prime_science.choice.nfxp.ChoiceData`, rows ordered bus by bus.
+:class:`prime_science.choice.data.ChoiceData`, rows ordered bus by bus.
+
+Precision follows the shocks: the model is solved in the float dtype of the uniforms, which
+:func:`draw_shocks` draws in float32 and returns in the dtype asked for, so that one key gives
+the same uniforms in either precision.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prime_science.choice.data import ChoiceData
 from prime_science.choice.mdp import (
     bus_engine_mdp,
     check_count,
@@ -29,7 +34,6 @@ from prime_science.choice.mdp import (
     check_probabilities,
     choice_probabilities,
 )
-from prime_science.choice.nfxp import ChoiceData
 from prime_science.choice.solvers import solve_relative
 from prime_science.core import errors
 from prime_science.core.types import PRNGKey
@@ -74,8 +78,8 @@ class BusShocks(NamedTuple):
     """The randomness of one panel (``[num_months, num_buses]``).
 
     Attributes:
-      uniforms: ``float32`` uniforms; bus ``b`` replaces in month ``t`` iff
-        ``uniforms[t, b] < pi(replace | x_t)``.
+      uniforms: uniforms (float32 draws, in the dtype the model is solved in); bus ``b``
+        replaces in month ``t`` iff ``uniforms[t, b] < pi(replace | x_t)``.
       increments: ``int32`` draws from ``theta3``.
     """
 
@@ -109,6 +113,7 @@ def _check_shocks(shocks: BusShocks, design: BusEngineDesign) -> None:
     for name, x in zip(("shocks.uniforms", "shocks.increments"), shocks, strict=True):
         if np.shape(x) != shape:
             errors.fail(name, f"shape (num_months, num_buses) = {shape}", np.shape(x))
+    errors.check_dtype_kind("shocks.uniforms", shocks.uniforms, "f", "float uniforms")
     errors.check_dtype_kind("shocks.increments", shocks.increments, "iu", "integer increments")
     if errors.is_concrete(shocks.increments):
         values = np.asarray(shocks.increments)
@@ -120,27 +125,30 @@ def _check_shocks(shocks: BusShocks, design: BusEngineDesign) -> None:
             )
 
 
-def draw_shocks(key: PRNGKey, design: BusEngineDesign) -> BusShocks:
-    """The uniforms and increments of one panel (float32/int32 whatever the x64 setting, so that
-    the draws can be made outside a ``jax.enable_x64`` block and the model solved inside).
-    ``key`` must be one PRNG key and ``design`` pass :func:`check_design`."""
+def draw_shocks(key: PRNGKey, design: BusEngineDesign, dtype=None) -> BusShocks:
+    """The uniforms and ``int32`` increments of one panel. The uniforms are drawn in float32
+    and returned in ``dtype`` (default JAX's default float), the dtype the model will be solved
+    in: one key gives the same uniforms, and the same increments, in either precision. ``key``
+    must be one PRNG key and ``design`` pass :func:`check_design`."""
     errors.check_key("key", key)
     check_design(design)
+    dtype = jnp.result_type(float) if dtype is None else dtype
     key_decisions, key_increments = jax.random.split(key)
     shape = (design.num_months, design.num_buses)
     uniforms = jax.random.uniform(key_decisions, shape, jnp.float32)
     log_probs = jnp.log(jnp.asarray(design.increment_probs, jnp.float32))
     increments = jax.random.categorical(key_increments, log_probs, shape=shape)
-    return BusShocks(uniforms, increments.astype(jnp.int32))
+    return BusShocks(uniforms.astype(dtype), increments.astype(jnp.int32))
 
 
 def simulate_from_shocks(shocks: BusShocks, design: BusEngineDesign) -> ChoiceData:
     """The panel that ``shocks`` give under ``design`` (module docstring); the model is solved
-    in float64 when x64 is enabled. ``design`` must pass :func:`check_design` and ``shocks``
-    have shape ``(num_months, num_buses)`` with increments in ``[0, J)`` (when concrete)."""
+    in the dtype of ``shocks.uniforms``. ``design`` must pass :func:`check_design` and ``shocks``
+    have shape ``(num_months, num_buses)``, float uniforms and increments in ``[0, J)`` (when
+    concrete)."""
     check_design(design)
     _check_shocks(shocks, design)
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    dtype = shocks.uniforms.dtype
     mdp = bus_engine_mdp(
         jnp.asarray(design.replacement_cost, dtype),
         jnp.asarray(design.theta11, dtype),
@@ -166,7 +174,8 @@ def simulate_from_shocks(shocks: BusShocks, design: BusEngineDesign) -> ChoiceDa
     return ChoiceData(states.T.reshape(-1), decisions.T.reshape(-1), increments.T.reshape(-1))
 
 
-def simulate_bus_panel(key: PRNGKey, design: BusEngineDesign) -> ChoiceData:
-    """One simulated panel of ``num_buses * num_months`` bus-months (module docstring);
-    checked as :func:`draw_shocks` checks its arguments."""
-    return simulate_from_shocks(draw_shocks(key, design), design)
+def simulate_bus_panel(key: PRNGKey, design: BusEngineDesign, dtype=None) -> ChoiceData:
+    """One simulated panel of ``num_buses * num_months`` bus-months (module docstring), the
+    model solved in ``dtype`` (default JAX's default float); checked as :func:`draw_shocks`
+    checks its arguments."""
+    return simulate_from_shocks(draw_shocks(key, design, dtype), design)

@@ -34,6 +34,8 @@ Data (:func:`simulate`): ``num_agents`` independent agents start from a reset st
 ``burn_in`` unrecorded steps under ``pi``, then record ``steps_per_agent`` transitions
 ``(s, a, s')``; rows are agent-major. Counting *agents* (not rows) is the honest sample size:
 consecutive rows of one agent are dependent (the author's code records one long trajectory).
+Precision follows the inputs: states are drawn and moved in the dtype of the table
+(:func:`soft_q_table`'s ``dtype``, default JAX's default float).
 """
 
 from __future__ import annotations
@@ -171,12 +173,15 @@ def _relevant_index(config: SamqBusConfig) -> int:
     return int(relevant[0])
 
 
-def reset(key: PRNGKey, config: SamqBusConfig) -> jax.Array:
-    """A reset state: relevant coordinates 0, noise coordinates ``U(-5, 5)``."""
+def reset(key: PRNGKey, config: SamqBusConfig, dtype=None) -> jax.Array:
+    """A reset state of ``dtype`` (default JAX's default float): relevant coordinates 0, noise
+    coordinates ``U(-5, 5)``."""
     check_key("key", key)
     check_config(config)
-    noise = jax.random.uniform(key, (config.num_features,), minval=NOISE_LOW, maxval=NOISE_HIGH)
-    return jnp.where(config.relevant, 0.0, noise)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    shape = (config.num_features,)
+    noise = jax.random.uniform(key, shape, dtype, NOISE_LOW, NOISE_HIGH)
+    return jnp.where(config.relevant, jnp.zeros((), dtype), noise)
 
 
 def rewards(states: jax.Array, config: SamqBusConfig) -> jax.Array:
@@ -210,11 +215,12 @@ def step(
 
 
 def soft_q_table(config: SamqBusConfig, dtype=None) -> SoftQTable:
-    """Soft value iteration on the grid (pure, jittable; see the module docstring); ``config``
-    must pass :func:`check_config` and have one relevant coordinate with a positive weight."""
+    """Soft value iteration on the grid in ``dtype`` (default JAX's default float; pure,
+    jittable; see the module docstring); ``config`` must pass :func:`check_config` and have one
+    relevant coordinate with a positive weight."""
     check_config(config)
     index = _relevant_index(config)
-    dtype = dtype or jnp.result_type(float)
+    dtype = jnp.result_type(float) if dtype is None else dtype
     size = int(round(config.grid_max / config.grid_step)) + 1
     grid = jnp.arange(size, dtype=dtype) * jnp.asarray(config.grid_step, dtype)
     nodes, weights = np.polynomial.legendre.leggauss(config.quadrature_nodes)
@@ -283,7 +289,7 @@ def simulate(
             next_state, _ = step(key_step, state, action, config)
             return next_state, Transitions(state, action, next_state, log_probs)
 
-        state = reset(key_reset, config).astype(table.grid.dtype)
+        state = reset(key_reset, config, table.grid.dtype)
         keys = jax.random.split(key_steps, burn_in + steps_per_agent)
         _, rows = jax.lax.scan(transition, state, keys)
         return jax.tree.map(lambda x: x[burn_in:], rows)

@@ -16,6 +16,7 @@ import pytest
 from prime_science.choice import ccp, maxent_irl, nfxp, pqr, solvers
 from prime_science.choice import mdp as mdp_lib
 from prime_science.choice.ascent import halving_ascent
+from prime_science.choice.data import ChoiceData
 from prime_science.choice.deep_pqr import DeepPQRConfig, deep_pqr
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.sim import bus_engine, samq_bus
@@ -65,7 +66,7 @@ def _data(**change):
         increment=np.array([1, 1, 2, 0, -1, 2, 1, 1, 0, -1], np.int32),
     )
     fields.update(change)
-    return nfxp.ChoiceData(**fields)
+    return ChoiceData(**fields)
 
 
 def _set(x, index, value):
@@ -411,7 +412,7 @@ CASES = [
     case(
         "estimate_bus-empty",
         nfxp.estimate_bus,
-        *estimate(nfxp.ChoiceData(*(np.zeros(0, np.int32),) * 3))[0],
+        *estimate(ChoiceData(*(np.zeros(0, np.int32),) * 3))[0],
         **estimate()[1],
         name="data",
     ),
@@ -542,7 +543,7 @@ CASES = [
     case(
         "ccp-empty",
         ccp.estimate_bus_ccp,
-        *estimate(nfxp.ChoiceData(*(np.zeros(0, np.int32),) * 3))[0],
+        *estimate(ChoiceData(*(np.zeros(0, np.int32),) * 3))[0],
         **estimate()[1],
         name="data",
     ),

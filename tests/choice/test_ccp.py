@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prime_science.choice import ccp, mdp, nfxp, solvers
+from prime_science.choice.data import ChoiceData
 from prime_science.datasets import rust_bus
 
 
@@ -28,7 +29,7 @@ def test_inversion_at_the_true_policy_reproduces_the_fixed_point_values():
 
 def test_npl_converges_to_the_nfxp_estimate_on_group_4():
     data = rust_bus.discretise(rust_bus.load_rust_bus((4,)), 90, 5_000.0)
-    data = nfxp.ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))
+    data = ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))
     options = dict(num_states=90, discount=0.9999, num_increments=3)
     with jax.enable_x64(True):
         two_step = jax.jit(lambda d: ccp.estimate_bus_ccp(d, **options))(data)

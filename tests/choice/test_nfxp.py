@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from prime_science.choice import nfxp
+from prime_science.choice.data import ChoiceData
 from prime_science.datasets import rust_bus
 from prime_science.sim.bus_engine import BusEngineDesign, simulate_bus_panel
 
@@ -14,7 +15,7 @@ RC, THETA11, THETA3, LOG_LIKELIHOOD = 10.075, 2.293, (0.3919, 0.5953, 0.0128), -
 
 def group_4():
     data = rust_bus.discretise(rust_bus.load_rust_bus((4,)), 90, 5_000.0)
-    return nfxp.ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))
+    return ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))
 
 
 def test_log_likelihood_at_published_estimates_equals_published_value():

@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -17,6 +18,14 @@ def test_passes_registration_checks():
     assert check_experiment(rust_bus) is rust_bus
     for config in (rust_bus.Config.quick(), rust_bus.Config.full()):
         hash(config)
+
+
+def test_run_declares_float64_and_has_no_callback():
+    assert TINY.precision == "float64"
+    with jax.enable_x64(True):
+        jaxpr = jax.make_jaxpr(lambda key: rust_bus.run(key, TINY))(jax.random.key(0))
+    assert "callback" not in str(jaxpr)
+    assert all(str(v.aval.dtype) != "float32" for v in jaxpr.jaxpr.outvars)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import EXPERIMENTS, deep_pqr
+from prime_science.choice import nfxp
 from prime_science.choice.deep_pqr import DeepPQRConfig
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.core.experiment import check_experiment
@@ -47,8 +48,20 @@ def test_compiles_once_and_result_shapes(outcome):
     assert np.all(np.isfinite(np.asarray(results.ours.reward_rmse)))
     assert results.su_judd.pqr_keep.shape == (SEEDS, 1, 2)
     assert results.su_judd.panels.state.shape == (SEEDS, 1, 20 * 60)
-    nfxp_params = deep_pqr.nfxp_estimates(results.su_judd.panels, TINY)
-    assert nfxp_params.shape == (SEEDS, 1, 2) and np.all(np.isfinite(nfxp_params))
+    nfxp_params = np.asarray(results.su_judd.nfxp_params)
+    assert nfxp_params.shape == (SEEDS, 1, 2) and nfxp_params.dtype == np.float64
+    # the oracle: NFXP fitted eagerly, in float64, on the panel run returned
+    with jax.enable_x64(True):
+        panel = jax.tree.map(lambda x: jnp.asarray(x[0, 0]), results.su_judd.panels)
+        expected = nfxp.estimate_bus(
+            panel,
+            num_states=TINY.bus_design.num_states,
+            discount=TINY.bus_design.discount,
+            num_increments=len(TINY.bus_design.increment_probs),
+        ).params
+    np.testing.assert_allclose(nfxp_params[0, 0], expected, rtol=1e-8)
+    # the networks stay in float32 (Config.precision is for NFXP)
+    assert results.ours.keep_coef.dtype == np.float32
     # the truth's Q(., replace) is the same for every seed (one behaviour policy)
     np.testing.assert_allclose(results.true_anchor_q[0], results.true_anchor_q[1])
 
@@ -118,6 +131,13 @@ def test_regression_matches_numpy_lstsq():
     expected = np.linalg.lstsq(design, targets[rows].astype(np.float64), rcond=None)[0]
     np.testing.assert_allclose(coef, expected[:3], atol=1e-4)
     np.testing.assert_allclose(intercept, expected[3], atol=1e-4)
+
+
+def test_run_declares_float64_and_has_no_callback():
+    assert TINY.precision == "float64"
+    with jax.enable_x64(True):
+        jaxpr = jax.make_jaxpr(lambda key: deep_pqr.run(key, TINY))(jax.random.key(0))
+    assert "callback" not in str(jaxpr)
 
 
 def test_sample_sizes_must_be_whole_agents():

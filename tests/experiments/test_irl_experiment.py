@@ -64,12 +64,17 @@ def test_metrics_are_sane_and_differ_between_seeds(record):
 
 
 def test_run_is_jittable_for_one_seed_and_matches_the_runner(record):
-    """``jit(run)`` of the runner's second key gives that seed's numbers (the float64 inner
-    function is compiled once per config, so this reuses the fixture's compilation)."""
+    """``jit(run)`` of the runner's second key, under x64 as ``Config.precision`` asks, gives
+    that seed's numbers (the runner's vmap over seeds runs them one after the other)."""
     record, _ = record
+    assert TINY.precision == "float64"
     key = jax.random.split(jax.random.key(0), SEEDS)[1]
-    single = jax.jit(lambda key: irl.run(key, TINY))(key)
+    with jax.enable_x64(True):
+        single = jax.jit(lambda key: irl.run(key, TINY))(key)
+        jaxpr = jax.make_jaxpr(lambda key: irl.run(key, TINY))(key)
+    assert "callback" not in str(jaxpr)
     assert single.bus_rmse["nfxp"].shape == (len(TINY.bus_num_buses),)
+    assert single.tabular_rmse["pqr"].dtype == np.float64
     np.testing.assert_allclose(
         single.tabular_rmse["pqr"][0],
         record["metrics"]["tabular_rmse_pqr_n500"]["values"][1],
