@@ -9,8 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from prime_science.bandits import features as ft
-from prime_science.bandits.probit import linear_scores, materialise
-from prime_science.core.random import top_k_with_ids
 from prime_science.sim.callout_world import (
     BLOCK_SCALES,
     CalloutWorldConfig,
@@ -22,13 +20,12 @@ from prime_science.sim.callout_world import (
 
 __all__ = [
     "standard_error",
-    "argmax_available",
     "plot_mean_bands",
     "CalloutTraffic",
     "callout_traffic",
     "world_config",
     "block_prior_variance",
-    "thompson_choices",
+    "segment_choices",
 ]
 
 
@@ -38,12 +35,6 @@ def standard_error(values: np.ndarray) -> np.ndarray:
     if values.shape[0] < 2:
         return np.zeros(values.shape[1:])
     return values.std(0, ddof=1) / np.sqrt(values.shape[0])
-
-
-def argmax_available(scores: jax.Array, available: jax.Array) -> jax.Array:
-    """The available row with the largest score (ties: the lowest row)."""
-    rows = jnp.arange(scores.shape[0], dtype=jnp.int32)
-    return top_k_with_ids(jnp.where(available, scores, -jnp.inf), rows, 1)[1][0]
 
 
 def plot_mean_bands(axes, x: np.ndarray, curves: dict[str, np.ndarray]) -> None:
@@ -121,17 +112,21 @@ def block_prior_variance(
     return variance
 
 
-def thompson_choices(key, mean, std, ids, segments, available):
-    """Per request one weight draw ``w~ = mean + std * z``; the available item with the
-    largest ``x(c, X)^T w~`` for the request's segment (``ids: int32[2, items, K]``)."""
+def segment_choices(sample_fn, key, state, ids, segments, available, batch_size=None):
+    """One item per request: request ``j`` (key ``jax.random.split(key, R)[j]``) shows
+    ``sample_fn(key_j, state, ids[segments[j]], 1, available).arms[0]``, the policy's choice
+    among the available items as seen by the request's segment (``ids: int32[2, items, K]``).
+
+    ``sample_fn`` is a click model's ``sample`` (:class:`~prime_science.core.types.ClickPolicy`);
+    requests run ``batch_size`` at a time (``lax.map``; ``None``: one at a time).
+    """
 
     def one(inputs):
-        key, segment = inputs
-        noise = jax.random.normal(key, mean.shape, mean.dtype)
-        weights = materialise(mean + std * noise)
-        return argmax_available(linear_scores(weights, ids[segment]), available)
+        request_key, segment = inputs
+        return sample_fn(request_key, state, ids[segment], 1, available).arms[0]
 
-    return jax.lax.map(one, (jax.random.split(key, segments.shape[0]), segments))
+    keys = jax.random.split(key, segments.shape[0])
+    return jax.lax.map(one, (keys, segments), batch_size=batch_size)
 
 
 def world_config(config, last_arrival_day: int) -> CalloutWorldConfig:

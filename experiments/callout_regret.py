@@ -10,9 +10,10 @@ Beta–Bernoulli posterior ``Beta(a0 + clicks_i, b0 + misses_i)`` (the prior mat
 and a new arm starts at the prior: cold start). Scores:
 
 * **Thompson sampling**: one posterior draw per arm per round (``beta_bernoulli.sample``);
-* **greedy**: the posterior mean ``alpha_i / (alpha_i + beta_i)``, ties broken at random by a
-  relative perturbation of at most ``TIE_BREAK`` (far below any gap between distinct means);
-* **uniform**: i.i.d. uniform noise, i.e. a uniformly random slate of active arms (an A/B/n test).
+* **greedy**: the posterior mean ``alpha_i / (alpha_i + beta_i)``, ties broken uniformly at
+  random (:func:`prime_science.bandits.baselines.greedy_sample`);
+* **uniform**: a uniformly random slate of active arms, an A/B/n test
+  (:func:`prime_science.bandits.baselines.uniform_sample`).
 
 Metrics per round ``t``: the regret ``r_t = sum_{top-k active} p - sum_{shown} p`` (expected, so
 it carries no click noise), its cumulative sum, realised clicks, and the share of impressions on
@@ -38,9 +39,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments._common import plot_mean_bands, standard_error
+from prime_science.bandits.baselines import greedy_sample, uniform_sample
 from prime_science.bandits.beta_bernoulli import BetaBernoulliState, beta_bernoulli
 from prime_science.core.experiment import Target
-from prime_science.core.types import PRNGKey, Selection
+from prime_science.core.types import PRNGKey
 from prime_science.evaluation.regret import cumulative_regret, slate_value, topk_oracle_value
 from prime_science.sim.arm_world import ArmWorld, active_mask, arm_age, make_arm_world, pull
 
@@ -51,12 +53,9 @@ __all__ = [
     "METRIC_LABELS",
     "NA_REASONS",
     "DATASETS",
-    "TIE_BREAK",
     "Config",
     "PolicyTrace",
     "Results",
-    "greedy_sample",
-    "uniform_sample",
     "run",
     "summarize",
     "targets",
@@ -73,8 +72,6 @@ POLICY_LABELS = {
 """Each policy in words, for the report and the plots."""
 DATASETS: tuple[str, ...] = ()
 """Packaged data sets the experiment reads: none (simulated world)."""
-TIE_BREAK = 1e-6
-"""Largest relative perturbation greedy adds to a posterior mean to break ties at random."""
 
 
 class Config(NamedTuple):
@@ -130,27 +127,6 @@ class Results(NamedTuple):
     oracle_value: jax.Array
     young_active_share: jax.Array
     policies: dict[str, PolicyTrace]
-
-
-def _top_k_active(scores: jax.Array, active: jax.Array, k: int) -> Selection:
-    """The ``k`` best-scoring active arms, best first; ``-1`` where fewer than ``k`` are active."""
-    top, arms = jax.lax.top_k(jnp.where(active, scores, -jnp.inf), k)
-    return Selection(jnp.where(jnp.isfinite(top), arms, -1).astype(jnp.int32), top)
-
-
-def greedy_sample(key: PRNGKey, state: BetaBernoulliState, k: int) -> Selection:
-    """Top-``k`` active arms by posterior mean ``alpha / (alpha + beta)``, ties at random.
-
-    Scores are ``mean * (1 + TIE_BREAK * u)`` with ``u ~ U(0, 1)`` per arm.
-    """
-    mean = state.alpha / (state.alpha + state.beta)
-    noise = jax.random.uniform(key, mean.shape, mean.dtype)
-    return _top_k_active(mean * (1.0 + TIE_BREAK * noise), state.active, k)
-
-
-def uniform_sample(key: PRNGKey, state: BetaBernoulliState, k: int) -> Selection:
-    """A uniformly random set of ``k`` active arms (top-``k`` of i.i.d. uniform scores)."""
-    return _top_k_active(jax.random.uniform(key, state.active.shape), state.active, k)
 
 
 def _activate(policy, state: BetaBernoulliState, arriving: jax.Array) -> BetaBernoulliState:

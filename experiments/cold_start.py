@@ -12,8 +12,8 @@ ONE item (``k = 1``) among the items available that day.
 
 Policies. The three attribute policies share one probit ADF model (:func:`probit_adf`, prior
 ``N(0, probit_prior_variance)`` on every weight) over the world's feature layout; they differ
-only in how they choose (re-implemented here so that unavailable items can be masked out; the
-rules are those of :mod:`prime_science.bandits.probit`):
+only in the selection rule (:mod:`prime_science.bandits.selection`), and every request is one
+call of the model's ``sample`` over the segment's items with the day's availability mask:
 
 * ``thompson``: one weight draw ``w~ = mu + sigma * z`` per request, show the available item
   with the largest ``x(c, X)^T w~``;
@@ -77,17 +77,16 @@ from matplotlib.figure import Figure
 
 from experiments._common import (
     CalloutTraffic,
-    argmax_available,
     block_prior_variance,
     callout_traffic,
     plot_mean_bands,
+    segment_choices,
     standard_error,
-    thompson_choices,
     world_config,
 )
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
 from prime_science.bandits.logistic import LogisticState, logistic_laplace
-from prime_science.bandits.probit import ProbitState, linear_scores, probit_adf
+from prime_science.bandits.probit import ProbitState, probit_adf
 from prime_science.core.errors import fail
 from prime_science.core.experiment import Target, pooled_metrics
 from prime_science.core.types import PRNGKey
@@ -245,39 +244,27 @@ def _prior_variance(config: Config) -> np.ndarray:
 
 
 def _probit_choosers(ids: jax.Array, num_features: int, config: Config) -> dict[str, _Chooser]:
-    """Thompson, greedy and ε-greedy over one probit ADF model; ``ids: int32[2, items, K]``."""
-    model = probit_adf(
-        num_features, prior_variance=_prior_variance(config), noise=config.probit_noise
-    )
-
-    def learn(state: ProbitState, items, segments, clicks):
-        return model.update(state, ids[segments, items], clicks.astype(jnp.float32))
-
-    def thompson(key, state: ProbitState, segments, available):
-        return thompson_choices(key, state.mean, jnp.sqrt(state.variance), ids, segments, available)
-
-    def greedy(key, state: ProbitState, segments, available):
-        scores = jnp.where(available, linear_scores(state.mean, ids), -jnp.inf)  # [2, items]
-        is_best = scores == scores.max(axis=1, keepdims=True)
-        ties = jax.random.uniform(key, (segments.shape[0], scores.shape[1]))
-        return jax.vmap(lambda u, s: argmax_available(u, is_best[s]))(ties, segments)
-
-    def epsilon_greedy(key, state: ProbitState, segments, available):
-        key_greedy, key_coin, key_explore = jax.random.split(key, 3)
-        exploit = greedy(key_greedy, state, segments, available)
-        uniforms = jax.random.uniform(key_explore, (segments.shape[0], available.shape[0]))
-        explore = jax.vmap(lambda u: argmax_available(u, available))(uniforms)
-        coin = jax.random.uniform(key_coin, segments.shape) < config.epsilon
-        return jnp.where(coin, explore, exploit)
-
-    return {
-        name: _Chooser(model.init, choose, learn)
-        for name, choose in (
-            ("thompson", thompson),
-            ("greedy", greedy),
-            ("epsilon_greedy", epsilon_greedy),
+    """Thompson, greedy and ε-greedy over one probit ADF model; ``ids: int32[2, items, K]``.
+    Each request is one call of the model's ``sample`` over its segment's items, masked by
+    the day's availability (:func:`segment_choices`)."""
+    choosers = {}
+    for rule in ("thompson", "greedy", "epsilon_greedy"):
+        model = probit_adf(
+            num_features,
+            prior_variance=_prior_variance(config),
+            noise=config.probit_noise,
+            exploration=rule,
+            epsilon=config.epsilon,
         )
-    }
+
+        def learn(state: ProbitState, items, segments, clicks, model=model):
+            return model.update(state, ids[segments, items], clicks.astype(jnp.float32))
+
+        def choose(key, state: ProbitState, segments, available, model=model):
+            return segment_choices(model.sample, key, state, ids, segments, available)
+
+        choosers[rule] = _Chooser(model.init, choose, learn)
+    return choosers
 
 
 def _logistic_chooser(ids: jax.Array, num_features: int, config: Config) -> _Chooser:
@@ -303,8 +290,7 @@ def _logistic_chooser(ids: jax.Array, num_features: int, config: Config) -> _Cho
         return jax.lax.scan(fold, state, (rows, labels))[0]
 
     def thompson(key, state: LogisticState, segments, available):
-        std = jax.lax.rsqrt(state.precision)
-        return thompson_choices(key, state.mean, std, ids, segments, available)
+        return segment_choices(model.sample, key, state, ids, segments, available)
 
     return _Chooser(model.init, thompson, learn)
 
@@ -314,8 +300,7 @@ def _independent_chooser(num_items: int, config: Config) -> _Chooser:
     policy = beta_bernoulli(config.beta_prior_alpha, config.beta_prior_beta)
 
     def choose(key, state, segments, available):
-        state = state._replace(active=available)
-        return policy.sample_batch(key, state, 1, segments.shape[0]).arms[:, 0]
+        return policy.sample_batch(key, state, 1, segments.shape[0], available).arms[:, 0]
 
     def learn(state, items, segments, clicks):
         return policy.update(state, items, clicks.astype(jnp.float32))

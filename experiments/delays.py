@@ -87,22 +87,23 @@ from matplotlib.figure import Figure
 
 from experiments._common import (
     CalloutTraffic,
-    argmax_available,
     block_prior_variance,
     callout_traffic,
+    segment_choices,
     standard_error,
-    thompson_choices,
     world_config,
 )
+from prime_science.bandits import selection
 from prime_science.bandits.delayed import (
     exponential_delays,
     fit_dfm,
     look_step,
     sample_delays,
 )
-from prime_science.bandits.probit import ProbitState, linear_scores
+from prime_science.bandits.probit import ProbitState, probit_adf
+from prime_science.bandits.scoring import linear_scores
+from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
-from prime_science.runner import Target
 from prime_science.sim.callout_world import CalloutWorldConfig
 
 __all__ = [
@@ -307,10 +308,8 @@ def _simulate_probit(key, world, prior, delays, ages, censored, config):
         key, hour = inputs
         day = hour // config.hours_per_day
         segments = world.segments[hour]
-        std = jnp.sqrt(state.variance)
-        items = thompson_choices(
-            key, state.mean, std, world.ids, segments, world.arrival_day <= day
-        )
+        thompson = probit_adf(state.mean.shape[0]).sample  # the rule reads only the state
+        items = segment_choices(thompson, key, state, world.ids, segments, world.arrival_day <= day)
         value = world.probs[segments, items]
         predicted = jnp.sum(_predict(state, world.ids[segments, items], beta))
         shown = shown.at[hour].set(items)
@@ -374,7 +373,7 @@ def _simulate_otf(world, delays, window, config):
         segments = world.segments[hour]
         available = world.arrival_day <= day
         table = index.reshape(2, num_items)
-        items = jax.vmap(lambda s: argmax_available(table[s], available))(segments)
+        items = jax.vmap(lambda s: selection.top_k(table[s], 1, available).arms[0])(segments)
         value = world.probs[segments, items]
         predicted = jnp.sum(theta.reshape(2, num_items)[segments, items])
         counts = counts.at[segments * num_items + items].add(1.0)

@@ -88,9 +88,9 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments._common import argmax_available, standard_error, world_config
+from experiments._common import segment_choices, standard_error, world_config
 from prime_science.bandits import features as ft
-from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
+from prime_science.bandits.probit import ProbitState, probit_adf
 from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.priors.laplace import Type2Fit, probit_type2
@@ -319,21 +319,6 @@ def _estimator_check(key: PRNGKey, config: Config) -> tuple[jax.Array, jax.Array
     return jnp.stack(untruncated), jnp.stack(truncated)
 
 
-def _thompson(key, state: ProbitState, ids, segments, available):
-    """One weight draw per request; the available item with the largest sampled score."""
-
-    def one(inputs):
-        request_key, segment = inputs
-        noise = jax.random.normal(request_key, state.mean.shape, state.mean.dtype)
-        weights = materialise(state.mean + jnp.sqrt(state.variance) * noise)
-        return argmax_available(linear_scores(weights, ids[segment]), available)
-
-    # 8 requests per vectorised step: about 4x faster on CPU than one at a time (same draws)
-    return jax.lax.map(
-        one, (jax.random.split(key, segments.shape[0]), segments), batch_size=_REQUESTS_PER_STEP
-    )
-
-
 def _hours(
     key: PRNGKey, world: CalloutWorld, probs, num_hours: int, per_hour: int, config: Config
 ) -> _Hour:
@@ -359,7 +344,10 @@ def _simulate(
 
     def step(state, hour: _Hour):
         available = arrival_day <= hour.day
-        items = _thompson(hour.key, state, ids, hour.segments, available)
+        # 8 requests per vectorised step: about 4x faster on CPU than one at a time (same draws)
+        items = segment_choices(
+            model.sample, hour.key, state, ids, hour.segments, available, _REQUESTS_PER_STEP
+        )
         shown = probs[hour.segments, items]
         clicks = hour.uniforms < shown
         events = ids[hour.segments, items]

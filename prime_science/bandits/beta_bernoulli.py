@@ -19,9 +19,13 @@ stay in a fair random order) and reduced to the top-k without keeping all ``N`` 
 3x faster on CPU; Kolmogorov distance to the exact law below 0.012, see
 ``tests/core/test_random.py``).
 
+This is the Thompson rule of :mod:`prime_science.bandits.selection` (the top ``k`` of one
+posterior draw), fused into the sampler so that the ``N`` draws are never materialised.
+
 Arms come and go. The state has a fixed capacity and an ``active`` mask; ``add_arms`` resets
 slots to the prior and activates them (the cold-start path), ``retire_arms`` deactivates them.
-Inactive arms are never selected.
+Inactive arms are never selected; neither are arms outside a request's optional availability
+mask (``sample(key, state, k, available)``: active and available arms compete).
 
 Float32 note. Shapes are float32: counts are exact up to 2^24 (about 1.7e7) per arm, and the
 sampler draws from shapes in ``[SHAPE_MIN, SHAPE_MAX] = [1e-36, 1e38]``
@@ -43,12 +47,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from prime_science.bandits.selection import check_available
 from prime_science.core import errors
 from prime_science.core import mesh as mesh_lib
 from prime_science.core.random import SHAPE_MAX, SHAPE_MIN, beta_top_k, default_block_size
-from prime_science.core.types import PRNGKey, Selection
+from prime_science.core.types import ArmPolicy, PRNGKey, Selection
 
-__all__ = ["BetaBernoulliState", "BetaBernoulliPolicy", "beta_bernoulli"]
+__all__ = ["BetaBernoulliState", "beta_bernoulli"]
 
 
 class BetaBernoulliState(NamedTuple):
@@ -63,17 +68,6 @@ class BetaBernoulliState(NamedTuple):
     alpha: jax.Array
     beta: jax.Array
     active: jax.Array
-
-
-class BetaBernoulliPolicy(NamedTuple):
-    """The policy: ``(init, sample, update)`` plus the batched sampler and arm lifecycle."""
-
-    init: Any
-    sample: Any
-    update: Any
-    sample_batch: Any
-    add_arms: Any
-    retire_arms: Any
 
 
 def _check_prior(name: str, value: Any) -> np.ndarray:
@@ -127,7 +121,7 @@ def beta_bernoulli(
     *,
     approximate: bool = False,
     mesh: Mesh | None = None,
-) -> BetaBernoulliPolicy:
+) -> ArmPolicy:
     """Beta–Bernoulli Thompson sampling.
 
     Args:
@@ -139,8 +133,9 @@ def beta_bernoulli(
         identical to a single device for the same key.
 
     Returns:
-      A :class:`BetaBernoulliPolicy`. Every function is pure; boundary checks run on concrete
-      inputs and are skipped under ``jit`` (the static ones — rank, dtype — always run).
+      A :class:`~prime_science.core.types.ArmPolicy`. Every function is pure; boundary checks
+      run on concrete inputs and are skipped under ``jit`` (the static ones — rank, dtype —
+      always run).
     """
     alpha0 = _check_prior("prior_alpha", prior_alpha)
     beta0 = _check_prior("prior_beta", prior_beta)
@@ -180,16 +175,17 @@ def beta_bernoulli(
             block_size=block_size,
         )
 
-    def draw_top_k(key, state, k, block_size=None):
+    def draw_top_k(key, state, k, available, block_size=None):
+        active = state.active if available is None else state.active & available
         if mesh is None:
-            logits, arms = local_top_k(key, 0, state.alpha, state.beta, state.active, k, block_size)
+            logits, arms = local_top_k(key, 0, state.alpha, state.beta, active, k, block_size)
         else:
             run = mesh_lib.sharded_top_k(
                 lambda key, offset, a, b, m: local_top_k(key, offset, a, b, m, k, block_size),
                 mesh,
                 k,
             )
-            logits, arms = run(key, state.alpha, state.beta, state.active)
+            logits, arms = run(key, state.alpha, state.beta, active)
         empty = logits == -jnp.inf
         return Selection(
             arms=jnp.where(empty, -1, arms).astype(jnp.int32),
@@ -198,25 +194,30 @@ def beta_bernoulli(
 
     draw_one = jax.jit(draw_top_k, static_argnums=2)
 
-    def check_k(state, k):
+    def check_k(state, k, available):
         capacity = state.alpha.shape[0]
         if not isinstance(k, int | np.integer) or not 1 <= k <= capacity:
             errors.fail("k", f"an integer in [1, {capacity}]", repr(k))
+        check_available(available, capacity, k)
 
-    def sample(key: PRNGKey, state: BetaBernoulliState, k: int = 1) -> Selection:
-        """One posterior draw per arm; the top-``k`` active arms, best first.
+    def sample(
+        key: PRNGKey, state: BetaBernoulliState, k: int = 1, available: jax.Array | None = None
+    ) -> Selection:
+        """One posterior draw per arm; the top-``k`` active (and available) arms, best first.
 
-        ``k`` is static (pass it with ``static_argnums`` under ``jit``). Empty slots (fewer
-        than ``k`` active arms) have arm ``-1`` and score ``-inf``; arms whose counts lie
-        outside ``[1e-36, 1e38]`` (a state built by hand) are never selected. ``key`` must be a
-        single PRNG key (``jax.random.key`` or a legacy ``uint32[2]`` key).
+        ``k`` is static (pass it with ``static_argnums`` under ``jit``). ``available``: an
+        optional ``bool[num_arms]`` mask of the arms this request may show (a concrete mask
+        with fewer than ``k`` available arms raises ``InvalidArgumentError``). Empty slots
+        (fewer than ``k`` arms active and available) have arm ``-1`` and score ``-inf``; arms
+        whose counts lie outside ``[1e-36, 1e38]`` (a state built by hand) are never selected.
+        ``key`` must be a single PRNG key (``jax.random.key`` or a legacy ``uint32[2]`` key).
         """
         errors.check_key("key", key)
-        check_k(state, k)
-        return draw_one(key, state, int(k))
+        check_k(state, k, available)
+        return draw_one(key, state, int(k), available)
 
     @partial(jax.jit, static_argnums=(2, 3))
-    def draw_batch(key, state, k, num_requests):
+    def draw_batch(key, state, k, num_requests, available):
         # Requests are vmapped in groups of about 16 blocks' worth of draws and the groups
         # run one after the other (lax.map); each scan step draws about one block's worth
         # (block_size // group arms for each of the group's requests), so memory stays
@@ -226,20 +227,25 @@ def beta_bernoulli(
         block_size = max(4096, block // group)
         keys = jax.random.split(key, num_requests)
         return jax.lax.map(
-            lambda key: draw_top_k(key, state, k, block_size), keys, batch_size=group
+            lambda key: draw_top_k(key, state, k, available, block_size), keys, batch_size=group
         )
 
     def sample_batch(
-        key: PRNGKey, state: BetaBernoulliState, k: int = 1, num_requests: int = 1
+        key: PRNGKey,
+        state: BetaBernoulliState,
+        k: int = 1,
+        num_requests: int = 1,
+        available: jax.Array | None = None,
     ) -> Selection:
-        """``num_requests`` independent draws from one state: a ``Selection`` with a leading
-        request axis (``arms: int32[num_requests, k]``); request ``j`` uses the ``j``-th key
-        of ``jax.random.split(key, num_requests)``."""
+        """``num_requests`` independent draws from one state and one availability mask: a
+        ``Selection`` with a leading request axis (``arms: int32[num_requests, k]``); request
+        ``j`` uses the ``j``-th key of ``jax.random.split(key, num_requests)``."""
         errors.check_key("key", key)
-        check_k(state, k)
+        check_k(state, k, None)
         if not isinstance(num_requests, int | np.integer) or num_requests < 1:
             errors.fail("num_requests", "a positive integer", repr(num_requests))
-        return draw_batch(key, state, int(k), int(num_requests))
+        check_available(available, state.alpha.shape[0], k)
+        return draw_batch(key, state, int(k), int(num_requests), available)
 
     def update(
         state: BetaBernoulliState,
@@ -325,4 +331,4 @@ def beta_bernoulli(
         active = state.active.at[jnp.asarray(arm_ids)].set(False)
         return state._replace(active=mesh_lib.constrain_arms(active, mesh))
 
-    return BetaBernoulliPolicy(init, sample, update, sample_batch, add_arms, retire_arms)
+    return ArmPolicy(init, sample, update, sample_batch, add_arms, retire_arms)

@@ -39,18 +39,16 @@ logistic-Gaussian integral (MacKay 1992)::
 
     p(y = +1 | x) ~= sigma(mu / sqrt(1 + pi s^2 / 8)).
 
-Selection. ``sample(key, state, candidate_ids, k)`` returns the top ``k`` candidate rows (a
-:class:`~prime_science.core.types.Selection`, best first), with the rules and tie-breaking of
-:mod:`~prime_science.bandits.probit`:
+Selection. ``sample(key, state, candidate_ids, k, available)`` returns the top ``k`` available
+candidate rows (a :class:`~prime_science.core.types.Selection`, best first) under a rule of
+:mod:`prime_science.bandits.selection`, given the scores:
 
 * ``"thompson"``: one draw per request, ``w~ = m + alpha Q^-1/2 z``, ``z ~ N(0, I)`` in the
   state's dtype, ``alpha = exploration_scale``: ``m + alpha z / sqrt(q)`` (diagonal) or
   ``m + alpha L^-T z`` with ``Q = L L^T`` (full), so ``Cov(w~) = alpha^2 Q^-1``. Score
   ``x_c^T w~`` (the logistic link is monotone); ties go to the lower row.
-* ``"greedy"``: ``x_c^T m``, ties broken uniformly at random by ``key``.
-* ``"epsilon_greedy"``: with probability ``epsilon`` ``k`` distinct rows uniformly at random,
-  otherwise greedy; the reported scores are ``x_c^T m``.
-* ``"ucb"``: ``x_c^T m + ucb_scale * sqrt(x_c^T Q^-1 x_c)``; random ties.
+* ``"greedy"`` and ``"epsilon_greedy"``: the posterior-mean scores ``x_c^T m``.
+* ``"ucb"``: ``x_c^T m + ucb_scale * sqrt(x_c^T Q^-1 x_c)``.
 """
 
 from __future__ import annotations
@@ -62,25 +60,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.bandits.probit import (
-    EXPLORATIONS,
-    _check_candidates,
-    _check_feature_ids,
-    _check_finite_update,
-    _check_in_dtype,
-    _check_prior,
-    _check_scalar,
-    _check_state_values,
-    _projected_variance,
+from prime_science.bandits import selection
+from prime_science.bandits.scoring import (
+    check_candidates,
+    check_feature_ids,
+    check_finite_update,
+    check_in_dtype,
+    check_prior,
+    check_scalar,
+    check_state_values,
     linear_scores,
     materialise,
-    select_rows,
-    selection_entry_points,
+    projected_variance,
 )
 from prime_science.core import errors
-from prime_science.core.types import Selection, SolverInfo
+from prime_science.core.types import ClickPolicy, Selection, SolverInfo
 
-__all__ = ["COVARIANCES", "EXPLORATIONS", "LogisticState", "LogisticPolicy", "logistic_laplace"]
+__all__ = ["COVARIANCES", "LogisticState", "logistic_laplace"]
 
 COVARIANCES = ("diagonal", "full")
 """The posterior precision structures of :func:`logistic_laplace`."""
@@ -100,16 +96,6 @@ class LogisticState(NamedTuple):
 
     mean: jax.Array
     precision: jax.Array
-
-
-class LogisticPolicy(NamedTuple):
-    """``(init, sample, update, sample_batch, predict)``, all pure."""
-
-    init: Any
-    sample: Any
-    update: Any
-    sample_batch: Any
-    predict: Any
 
 
 def _quadratic_form(matrix: jax.Array, feature_ids: jax.Array) -> jax.Array:
@@ -195,7 +181,7 @@ def logistic_laplace(
     newton_steps: int = 20,
     tol: float = 1e-6,
     mesh: Any = None,
-) -> LogisticPolicy:
+) -> ClickPolicy:
     """Laplace-approximate Bayesian logistic regression with a selection rule over candidates.
 
     Args:
@@ -204,7 +190,7 @@ def logistic_laplace(
         prior_variance_i`` (independent weights, also for ``"full"``), scalars or
         ``float[num_features]`` arrays (finite; variances > 0).
       covariance: one of :data:`COVARIANCES`; ``"full"`` stores ``Q: [M, M]`` (small ``M``).
-      exploration: one of :data:`EXPLORATIONS`.
+      exploration: one of :data:`~prime_science.bandits.selection.RULES`.
       epsilon: exploration probability of ``"epsilon_greedy"``, in ``[0, 1]``.
       ucb_scale: ``c >= 0`` of ``"ucb"``.
       exploration_scale: ``alpha >= 0`` of ``"thompson"``: draws have covariance
@@ -215,25 +201,22 @@ def logistic_laplace(
         (``"thompson"`` only), exactly as :func:`~prime_science.bandits.probit.probit_adf`.
 
     Returns:
-      A :class:`LogisticPolicy`. Computation runs in the state's float dtype (float32 from
-      ``init()``, float64 with ``init(jnp.float64)`` under x64). Bad arguments raise
-      :class:`~prime_science.core.errors.InvalidArgumentError` before anything is computed;
-      value checks (id ranges, clicks, weights) run on concrete inputs only, static checks
-      always.
+      A :class:`~prime_science.core.types.ClickPolicy`. Computation runs in the state's float
+      dtype (float32 from ``init()``, float64 with ``init(jnp.float64)`` under x64). Bad
+      arguments raise :class:`~prime_science.core.errors.InvalidArgumentError` before anything
+      is computed; value checks (id ranges, clicks, weights) run on concrete inputs only, static
+      checks always.
     """
     num_features = _check_count("num_features", num_features)
-    mean0 = _check_prior("prior_mean", prior_mean, num_features, positive=False)
-    variance0 = _check_prior("prior_variance", prior_variance, num_features, positive=True)
+    mean0 = check_prior("prior_mean", prior_mean, num_features, positive=False)
+    variance0 = check_prior("prior_variance", prior_variance, num_features, positive=True)
     if covariance not in COVARIANCES:
         errors.fail("covariance", f"one of {COVARIANCES}", repr(covariance))
-    if exploration not in EXPLORATIONS:
-        errors.fail("exploration", f"one of {EXPLORATIONS}", repr(exploration))
-    epsilon = _check_scalar("epsilon", epsilon, 0.0, 1.0, "in [0, 1]")
-    ucb_scale = _check_scalar("ucb_scale", ucb_scale, 0.0, np.inf, ">= 0")
-    alpha = _check_scalar("exploration_scale", exploration_scale, 0.0, np.inf, ">= 0")
+    rule = selection.selection_rule(exploration, epsilon=epsilon, ucb_scale=ucb_scale)
+    alpha = check_scalar("exploration_scale", exploration_scale, 0.0, np.inf, ">= 0")
     newton_steps = _check_count("newton_steps", newton_steps)
-    tol = _check_scalar("tol", tol, 0.0, np.inf, ">= 0")
-    if mesh is not None and exploration != "thompson":
+    tol = check_scalar("tol", tol, 0.0, np.inf, ">= 0")
+    if mesh is not None and not rule.draws:
         errors.fail("mesh", "None unless exploration='thompson'", f"a mesh with {exploration!r}")
     full = covariance == "full"
     precision_shape = (num_features, num_features) if full else (num_features,)
@@ -244,9 +227,9 @@ def logistic_laplace(
         representable in ``dtype`` (e.g. a float32 mean of ``1e39`` or variance of ``1e-39``)."""
         if not jnp.issubdtype(dtype, jnp.floating):
             errors.fail("dtype", "a floating dtype", repr(dtype))
-        _check_in_dtype("prior_mean", mean0, dtype, positive=False)
+        check_in_dtype("prior_mean", mean0, dtype, positive=False)
         precision0 = np.broadcast_to(1.0 / variance0, (num_features,))
-        _check_in_dtype("prior_variance", precision0, dtype, True, label="1 / prior_variance")
+        check_in_dtype("prior_variance", precision0, dtype, True, label="1 / prior_variance")
         return LogisticState(
             mean=jnp.broadcast_to(jnp.asarray(mean0, dtype), (num_features,)),
             precision=jnp.asarray(np.diag(precision0) if full else precision0, dtype),
@@ -326,7 +309,7 @@ def logistic_laplace(
           large that the Newton system overflows).
         """
         check_state(state)
-        _check_feature_ids("feature_ids", feature_ids, num_features)
+        check_feature_ids("feature_ids", feature_ids, num_features)
         errors.check_rank("clicks", clicks, 1)
         errors.check_dtype_kind("clicks", clicks, "biuf", "0/1 clicks (bool or real)")
         errors.check_same_length(("feature_ids", "clicks"), feature_ids, clicks)
@@ -350,16 +333,16 @@ def logistic_laplace(
                     errors.fail("weights", expected, f"{values[bad][:5].tolist()}")
         concrete = all(errors.is_concrete(x) for x in (*state, feature_ids, clicks, weights))
         if concrete:
-            _check_state_values(state, "precision")
+            check_state_values(state, "precision")
         new_state = update_core(state, feature_ids, clicks, weights)
         if concrete:
-            _check_finite_update(new_state, "smaller event weights or prior precisions")
+            check_finite_update(new_state, "smaller event weights or prior precisions")
         return new_state
 
     def spread(state, ids, cholesky):
         """``x^T Q^-1 x`` of every row of ``ids`` (``cholesky``: ``L`` of ``Q``, full only)."""
         if not full:
-            return _projected_variance(1.0 / state.precision, ids)
+            return projected_variance(1.0 / state.precision, ids)
         identity = jnp.eye(num_features, dtype=state.mean.dtype)
         return _quadratic_form(jax.scipy.linalg.cho_solve((cholesky, True), identity), ids)
 
@@ -367,17 +350,18 @@ def logistic_laplace(
         """Key-independent pieces of a request: the Cholesky factor of ``Q`` (full only) and
         the rule's scores, materialised (``None`` for Thompson)."""
         cholesky = jnp.linalg.cholesky(state.precision) if full else None
-        if exploration == "thompson":
+        if rule.draws:
             return cholesky, None
         scores = linear_scores(state.mean, ids)
-        if exploration == "ucb":
-            scores = scores + ucb_scale * jnp.sqrt(spread(state, ids, cholesky))
+        if rule.name == "ucb":
+            variance = spread(state, ids, cholesky)
+            scores = selection.upper_bounds(scores, variance, rule.ucb_scale)
         return cholesky, materialise(scores)
 
-    def choose(key, state, ids, cholesky, scores, k) -> Selection:
+    def choose(key, state, ids, cholesky, scores, k, available) -> Selection:
         """One request: the top ``k`` rows of ``ids`` under the rule, given ``shared``."""
         weights = None
-        if exploration == "thompson":
+        if rule.draws:
             normals = jax.random.normal(key, state.mean.shape, state.mean.dtype)
             if full:
                 solve = jax.scipy.linalg.solve_triangular
@@ -385,25 +369,29 @@ def logistic_laplace(
             else:
                 offset = normals / jnp.sqrt(state.precision)
             weights = state.mean + alpha * offset
-        return select_rows(key, exploration, ids, k, weights, scores, epsilon, mesh)
+        return selection.select_linear(
+            rule, key, ids, k, available, weights=weights, scores=scores, mesh=mesh
+        )
 
     @partial(jax.jit, static_argnums=3)
-    def sample_core(key, state, candidate_ids, k):
+    def sample_core(key, state, candidate_ids, k, available):
         ids = jnp.asarray(candidate_ids, jnp.int32)
-        return choose(key, state, ids, *shared(state, ids), k)
+        return choose(key, state, ids, *shared(state, ids), k, available)
 
     @partial(jax.jit, static_argnums=(3, 4))
-    def sample_batch_core(key, state, candidate_ids, k, num_requests):
+    def sample_batch_core(key, state, candidate_ids, k, num_requests, available):
         ids = jnp.asarray(candidate_ids, jnp.int32)
         cholesky, scores = shared(state, ids)
         keys = jax.random.split(key, num_requests)
-        return jax.lax.map(lambda key: choose(key, state, ids, cholesky, scores, k), keys)
+        return jax.lax.map(
+            lambda key: choose(key, state, ids, cholesky, scores, k, available), keys
+        )
 
     def check_sample(state, candidate_ids, k):
         check_state(state)
-        _check_candidates(candidate_ids, k, num_features, mesh)
+        check_candidates(candidate_ids, k, num_features, mesh)
 
-    sample, sample_batch = selection_entry_points(check_sample, sample_core, sample_batch_core)
+    sample, sample_batch = selection.entry_points(check_sample, sample_core, sample_batch_core)
 
     @jax.jit
     def predict_core(state, feature_ids):
@@ -418,7 +406,7 @@ def logistic_laplace(
         probit approximation, module docstring) of every row of ``feature_ids: int[n, K]``
         (``-1`` = padding), in the state's dtype."""
         check_state(state)
-        _check_feature_ids("feature_ids", feature_ids, num_features)
+        check_feature_ids("feature_ids", feature_ids, num_features)
         return predict_core(state, feature_ids)
 
-    return LogisticPolicy(init, sample, update, sample_batch, predict)
+    return ClickPolicy(init, sample, update, sample_batch, predict)

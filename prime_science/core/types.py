@@ -7,12 +7,19 @@ style of optax's ``GradientTransformation``::
     selection = policy.sample(key, state, k)     # key first: anything that draws takes it
     state = policy.update(state, arms, rewards)
 
+Each policy family has one record of typed functions: :class:`ArmPolicy` (an arm axis:
+Beta–Bernoulli and its baselines) and :class:`ClickPolicy` (click models over candidates given
+as lists of feature ids: probit ADF, Laplace logistic); the layout policies'
+:class:`~prime_science.layouts.policy.LayoutPolicy` lives with them. Every ``sample`` takes an
+optional availability mask; the rules are in :mod:`prime_science.bandits.selection`.
+
 Static configuration (priors, sizes) lives in the factory's closure; everything that changes
 lives in the state, so ``jit``, ``vmap``, ``lax.scan`` and sharding apply without ceremony.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -20,11 +27,17 @@ import jax
 __all__ = [
     "PRNGKey",
     "Selection",
-    "BanditPolicy",
+    "ArmSampleFn",
+    "ArmSampleBatchFn",
+    "ArmUpdateFn",
+    "ArmLifecycleFn",
+    "ArmPolicy",
+    "CandidateSampleFn",
+    "CandidateSampleBatchFn",
+    "ClickUpdateFn",
+    "PredictFn",
+    "ClickPolicy",
     "SolverInfo",
-    "InitFn",
-    "SampleFn",
-    "UpdateFn",
 ]
 
 PRNGKey = jax.Array
@@ -45,29 +58,111 @@ class Selection(NamedTuple):
     scores: jax.Array
 
 
-class InitFn(Protocol):
-    def __call__(self, num_arms: int, *args: Any, **kwargs: Any) -> Any: ...
+class ArmSampleFn(Protocol):
+    """``sample(key, state, k=1, available=None) -> Selection``: one request over the arm axis."""
+
+    def __call__(
+        self, key: PRNGKey, state: Any, k: int = 1, available: jax.Array | None = None
+    ) -> Selection: ...
 
 
-class SampleFn(Protocol):
-    def __call__(self, key: PRNGKey, state: Any, k: int = 1) -> Selection: ...
+class ArmSampleBatchFn(Protocol):
+    """``sample_batch(key, state, k=1, num_requests=1, available=None) -> Selection`` with a
+    leading request axis; request ``j`` uses ``jax.random.split(key, num_requests)[j]``."""
+
+    def __call__(
+        self,
+        key: PRNGKey,
+        state: Any,
+        k: int = 1,
+        num_requests: int = 1,
+        available: jax.Array | None = None,
+    ) -> Selection: ...
 
 
-class UpdateFn(Protocol):
-    def __call__(self, state: Any, arms: jax.Array, rewards: jax.Array, *args: Any) -> Any: ...
+class ArmUpdateFn(Protocol):
+    """``update(state, arms, rewards, weights=None) -> state`` (same tree, shapes, dtypes)."""
+
+    def __call__(
+        self, state: Any, arms: jax.Array, rewards: jax.Array, weights: jax.Array | None = None
+    ) -> Any: ...
 
 
-class BanditPolicy(NamedTuple):
-    """The policy protocol: three pure functions.
+class ArmLifecycleFn(Protocol):
+    """``add_arms(state, arm_ids)`` / ``retire_arms(state, arm_ids)`` -> state."""
 
-    ``init(num_arms) -> state``; ``sample(key, state, k) -> Selection`` draws once from the
-    posterior and returns the top-``k`` arms; ``update(state, arms, rewards) -> state`` folds in
-    a batch of observations and returns a state with the same tree, shapes and dtypes.
+    def __call__(self, state: Any, arm_ids: jax.Array) -> Any: ...
+
+
+class ArmPolicy(NamedTuple):
+    """A bandit over an arm axis (Beta–Bernoulli Thompson sampling and its baselines).
+
+    ``init(num_arms, num_active=None) -> state``; ``sample`` draws once from the posterior and
+    returns the top-``k`` arms; ``update`` folds in a batch of observations; ``add_arms`` /
+    ``retire_arms`` change which slots are active.
     """
 
-    init: InitFn
-    sample: SampleFn
-    update: UpdateFn
+    init: Callable[..., Any]
+    sample: ArmSampleFn
+    update: ArmUpdateFn
+    sample_batch: ArmSampleBatchFn
+    add_arms: ArmLifecycleFn
+    retire_arms: ArmLifecycleFn
+
+
+class CandidateSampleFn(Protocol):
+    """``sample(key, state, candidate_ids, k=1, available=None) -> Selection``: one request
+    over the rows of ``candidate_ids: int[N, K]`` (lists of feature ids)."""
+
+    def __call__(
+        self,
+        key: PRNGKey,
+        state: Any,
+        candidate_ids: jax.Array,
+        k: int = 1,
+        available: jax.Array | None = None,
+    ) -> Selection: ...
+
+
+class CandidateSampleBatchFn(Protocol):
+    """``sample_batch(key, state, candidate_ids, k=1, num_requests=1, available=None)``: a
+    ``Selection`` with a leading request axis over the same candidates."""
+
+    def __call__(
+        self,
+        key: PRNGKey,
+        state: Any,
+        candidate_ids: jax.Array,
+        k: int = 1,
+        num_requests: int = 1,
+        available: jax.Array | None = None,
+    ) -> Selection: ...
+
+
+class ClickUpdateFn(Protocol):
+    """``update(state, feature_ids, clicks, ...) -> state`` (same tree, shapes, dtypes)."""
+
+    def __call__(
+        self, state: Any, feature_ids: jax.Array, clicks: jax.Array, *args: Any
+    ) -> Any: ...
+
+
+class PredictFn(Protocol):
+    """``predict(state, feature_ids) -> float[n]``: predictive click probabilities."""
+
+    def __call__(self, state: Any, feature_ids: jax.Array) -> jax.Array: ...
+
+
+class ClickPolicy(NamedTuple):
+    """A click model over feature-id candidates with a selection rule (probit ADF, Laplace
+    logistic): ``init(dtype=float32) -> state``, ``sample``, ``update``, ``sample_batch``,
+    ``predict``, all pure."""
+
+    init: Callable[..., Any]
+    sample: CandidateSampleFn
+    update: ClickUpdateFn
+    sample_batch: CandidateSampleBatchFn
+    predict: PredictFn
 
 
 class SolverInfo(NamedTuple):

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.bandits.probit import linear_scores
+from prime_science.bandits.scoring import linear_scores
 from prime_science.core import errors
 
 __all__ = [

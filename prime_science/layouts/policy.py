@@ -21,6 +21,11 @@ Every policy is a :class:`LayoutPolicy` of pure functions over a state of arrays
   interactions and settles on a coordinate-wise good layout at best.
 * :func:`uniform_layouts`: every layout uniformly at random (an A/B/n test).
 
+Selection among candidates goes through :mod:`prime_science.bandits.selection`: the exhaustive
+search and ``recommend`` take the top layout of the (sampled or mean) scores with
+:func:`~prime_science.bandits.selection.top_k`, and the Beta-Bernoulli baselines draw with
+``beta_bernoulli``'s ``sample_batch`` (D-MABs: each component's slots as the availability mask).
+
 Contexts (``C > 0``, MVT2c) enter ``choose``/``update``/``recommend`` of :func:`mvt_thompson`
 as ``{0, 1}[R, C]`` / ``[n, C]`` / ``[C]``; the baselines take no context.
 
@@ -35,15 +40,18 @@ wrong shape or not 0/1. A failed call returns nothing and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prime_science.bandits import selection
 from prime_science.bandits.beta_bernoulli import BetaBernoulliState, beta_bernoulli
-from prime_science.bandits.probit import ProbitState, linear_scores, materialise, probit_adf
+from prime_science.bandits.probit import ProbitState, probit_adf
+from prime_science.bandits.scoring import linear_scores, materialise
 from prime_science.core import errors
 from prime_science.core.random import box_muller, key_words, random_bits, uniform_open
 from prime_science.core.types import PRNGKey
@@ -52,6 +60,9 @@ from prime_science.layouts import design, search
 __all__ = [
     "SEARCHES",
     "EXHAUSTIVE_LIMIT",
+    "LayoutChooseFn",
+    "LayoutUpdateFn",
+    "LayoutRecommendFn",
     "LayoutPolicy",
     "posterior_draw",
     "mvt_thompson",
@@ -68,13 +79,37 @@ EXHAUSTIVE_LIMIT = 4096
 ``recommend``) and that :func:`layout_mab` accepts."""
 
 
-class LayoutPolicy(NamedTuple):
-    """``(init, choose, update, recommend)``, all pure (module docstring)."""
+class LayoutChooseFn(Protocol):
+    """``choose(key, state, num_requests, contexts=None) -> int32[R, D]``: one layout per
+    request."""
 
-    init: Any
-    choose: Any
-    update: Any
-    recommend: Any
+    def __call__(
+        self, key: PRNGKey, state: Any, num_requests: int, contexts: Any = None
+    ) -> jax.Array: ...
+
+
+class LayoutUpdateFn(Protocol):
+    """``update(state, layouts, rewards, contexts=None) -> state`` (same tree and shapes)."""
+
+    def __call__(
+        self, state: Any, layouts: jax.Array, rewards: jax.Array, contexts: Any = None
+    ) -> Any: ...
+
+
+class LayoutRecommendFn(Protocol):
+    """``recommend(key, state, context=None) -> int32[D]``: the layout to deploy."""
+
+    def __call__(self, key: PRNGKey, state: Any, context: Any = None) -> jax.Array: ...
+
+
+class LayoutPolicy(NamedTuple):
+    """``(init, choose, update, recommend)``, all pure (module docstring); ``init()`` takes no
+    argument."""
+
+    init: Callable[[], Any]
+    choose: LayoutChooseFn
+    update: LayoutUpdateFn
+    recommend: LayoutRecommendFn
 
 
 def posterior_draw(key: PRNGKey, mean: jax.Array, variance: jax.Array) -> jax.Array:
@@ -201,7 +236,8 @@ def mvt_thompson(
     def best_layout(key, weights, context, exhaustive):
         if exhaustive:
             ids = design.feature_ids(space, layouts_table, context)
-            return jnp.asarray(layouts_table)[search.argmax_first(linear_scores(weights, ids))]
+            best = selection.top_k(linear_scores(weights, ids), 1).arms[0]
+            return jnp.asarray(layouts_table)[best]
         tables = design.score_tables(space, weights, context)
         return search.hill_climb_tables(key, space, tables, restarts, steps, order).layout
 
@@ -291,7 +327,8 @@ def layout_mab(
     def recommend(key, state, context=None):
         """The layout with the largest posterior mean ``alpha / (alpha + beta)``."""
         _check_state(state, BetaBernoulliState, ("alpha", "beta"), space.num_layouts)
-        return layouts_table[search.argmax_first(state.alpha / (state.alpha + state.beta))]
+        means = state.alpha / (state.alpha + state.beta)
+        return layouts_table[selection.top_k(means, 1).arms[0]]
 
     return LayoutPolicy(lambda: bandit.init(space.num_layouts), choose, update, recommend)
 
@@ -332,8 +369,8 @@ def component_mabs(
     def choose_core(key, state, num_requests):
         def component(inputs):
             key, c = inputs
-            masked = state._replace(active=state.active & (jnp.asarray(blocks) == c))
-            return bandit.sample_batch(key, masked, 1, num_requests).arms[:, 0] - c * n_max
+            own = jnp.asarray(blocks) == c
+            return bandit.sample_batch(key, state, 1, num_requests, own).arms[:, 0] - c * n_max
 
         keys = jax.random.split(key, d)
         return jax.lax.map(component, (keys, jnp.arange(d, dtype=jnp.int32))).T
@@ -350,7 +387,8 @@ def component_mabs(
         """Each component's variant with the largest posterior mean."""
         _check_state(state, BetaBernoulliState, ("alpha", "beta", "active"), d * n_max)
         means = (state.alpha / (state.alpha + state.beta)).reshape(d, n_max)
-        return search.argmax_first(jnp.where(valid, means, -jnp.inf))
+        best = jax.vmap(lambda row, mask: selection.top_k(row, 1, mask).arms[0])
+        return best(means, jnp.asarray(valid))
 
     return LayoutPolicy(init, choose, update, recommend)
 

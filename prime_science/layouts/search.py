@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prime_science.bandits.probit import linear_scores
+from prime_science.bandits.scoring import linear_scores
 from prime_science.core import errors
 from prime_science.core.random import key_words, random_bits, uniform_open
 from prime_science.core.types import PRNGKey

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from jax.scipy.special import log_ndtr
 
-from prime_science.bandits.probit import linear_scores
+from prime_science.bandits.scoring import linear_scores
 from prime_science.core import errors
 from prime_science.priors.record import check_count, check_positive
 

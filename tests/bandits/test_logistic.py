@@ -10,12 +10,8 @@ import pytest
 import scipy.optimize as opt
 from scipy.special import expit
 
-from prime_science.bandits.logistic import (
-    COVARIANCES,
-    EXPLORATIONS,
-    LogisticState,
-    logistic_laplace,
-)
+from prime_science.bandits.logistic import COVARIANCES, LogisticState, logistic_laplace
+from prime_science.bandits.selection import RULES
 from prime_science.core.errors import InvalidArgumentError
 
 
@@ -181,7 +177,7 @@ def test_ucb_greedy_and_predict_match_closed_forms(covariance):
     np.testing.assert_allclose(np.asarray(top.scores), np.sort(mean_score)[::-1][:5], rtol=1e-5)
 
 
-@pytest.mark.parametrize("exploration", EXPLORATIONS)
+@pytest.mark.parametrize("exploration", RULES)
 def test_sample_batch_requests_equal_single_samples(exploration):
     policy, (state, rng) = make_policy("full", exploration, epsilon=0.5), random_state("full")
     candidates = jnp.asarray(rng.integers(-1, 6, (20, 3)), jnp.int32)

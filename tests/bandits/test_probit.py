@@ -11,7 +11,8 @@ import scipy.integrate as integrate
 import scipy.stats as st
 from jax.scipy.special import log_ndtr
 
-from prime_science.bandits.probit import EXPLORATIONS, ProbitState, adf_factor_update, probit_adf
+from prime_science.bandits.probit import ProbitState, adf_factor_update, probit_adf
+from prime_science.bandits.selection import RULES
 from prime_science.core.errors import InvalidArgumentError
 
 
@@ -203,7 +204,7 @@ def test_thompson_scores_follow_the_predictive_of_the_linear_score():
     assert st.kstest(np.asarray(scores[:, 0], np.float64), st.norm(mean, scale).cdf).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("exploration", EXPLORATIONS)
+@pytest.mark.parametrize("exploration", RULES)
 def test_sample_batch_shapes_and_requests_equal_single_samples(exploration):
     policy, state, rng = trained(exploration=exploration, epsilon=0.5)
     candidates = jnp.asarray(rng.integers(-1, 30, (300, 4)))
@@ -377,7 +378,7 @@ def test_bad_configuration_raises_named_errors(kwargs, name):
         probit_adf(**kwargs)
 
 
-@pytest.mark.parametrize("exploration", EXPLORATIONS)
+@pytest.mark.parametrize("exploration", RULES)
 def test_jit_equals_eager(exploration):
     policy, state, rng = trained(exploration=exploration, epsilon=0.5, forgetting=0.1)
     candidates = jnp.asarray(rng.integers(-1, 30, (100, 4)))

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from experiments import callout_regret
-from prime_science.bandits.beta_bernoulli import beta_bernoulli
 
 TINY = callout_regret.Config(
     num_arms=1_000, num_new_arms=40, num_rounds=48, slate_size=16, rounds_per_day=6
@@ -62,19 +61,3 @@ def test_run_shapes_and_regret_nonnegative():
     # the same key gives the same results
     again = jax.jit(callout_regret.run, static_argnums=1)(jax.random.key(5), TINY)
     jax.tree.map(np.testing.assert_array_equal, results, again)
-
-
-def test_baseline_samplers_pick_active_arms():
-    policy = beta_bernoulli(prior_alpha=1.0, prior_beta=1.0)
-    state = policy.init(10, num_active=6)
-    state = policy.update(state, jnp.array([4, 4, 2]), jnp.array([1.0, 1.0, 1.0]))
-    greedy = callout_regret.greedy_sample(jax.random.key(0), state, 2)
-    np.testing.assert_array_equal(greedy.arms, [4, 2])
-    uniform = callout_regret.uniform_sample(jax.random.key(0), state, 8)
-    np.testing.assert_array_equal(np.sort(uniform.arms), [-1, -1, 0, 1, 2, 3, 4, 5])
-    # greedy breaks ties at random: over many keys, every tied arm leads sometimes
-    fresh = policy.init(5)
-    leaders = {
-        int(callout_regret.greedy_sample(jax.random.key(s), fresh, 1).arms[0]) for s in range(60)
-    }
-    assert leaders == set(range(5))

@@ -1,0 +1,46 @@
+"""Baseline selection over a Beta–Bernoulli state: greedy on the posterior mean, and uniform.
+
+Both have the signature of :class:`~prime_science.core.types.ArmSampleFn`
+(``sample(key, state, k, available=None) -> Selection``), so an experiment can run them in
+place of :func:`~prime_science.bandits.beta_bernoulli.beta_bernoulli`'s Thompson ``sample``
+on the same :class:`~prime_science.bandits.beta_bernoulli.BetaBernoulliState` and ``update``:
+
+* :func:`greedy_sample`: the top ``k`` arms by posterior mean ``alpha_i / (alpha_i + beta_i)``,
+  ties broken uniformly at random (:func:`prime_science.bandits.selection.greedy`);
+* :func:`uniform_sample`: ``k`` distinct arms uniformly at random, i.e. an A/B/n test
+  (:func:`prime_science.bandits.selection.uniform`).
+
+Only active arms (and, with ``available``, available ones) are chosen; fewer than ``k`` leave
+slots with arm ``-1`` and score ``-inf``, as in ``beta_bernoulli``. Both are pure and
+jittable (``k`` static); they check nothing, like the cores they stand in for.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from prime_science.bandits import selection
+from prime_science.bandits.beta_bernoulli import BetaBernoulliState
+from prime_science.core.types import PRNGKey, Selection
+
+__all__ = ["greedy_sample", "uniform_sample"]
+
+
+def _eligible(state: BetaBernoulliState, available: jax.Array | None) -> jax.Array:
+    return state.active if available is None else state.active & available
+
+
+def greedy_sample(
+    key: PRNGKey, state: BetaBernoulliState, k: int, available: jax.Array | None = None
+) -> Selection:
+    """The top ``k`` eligible arms by posterior mean ``alpha / (alpha + beta)``, ties at random;
+    the scores are the posterior means."""
+    mean = state.alpha / (state.alpha + state.beta)
+    return selection.greedy(key, mean, k, _eligible(state, available))
+
+
+def uniform_sample(
+    key: PRNGKey, state: BetaBernoulliState, k: int, available: jax.Array | None = None
+) -> Selection:
+    """``k`` distinct eligible arms uniformly at random; the scores are their uniforms."""
+    return selection.uniform(key, state.alpha.shape[0], k, _eligible(state, available))
