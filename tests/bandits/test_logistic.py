@@ -290,52 +290,6 @@ def test_bad_configuration_raises_named_errors(kwargs, name):
         logistic_laplace(**kwargs)
 
 
-@pytest.mark.parametrize("covariance", COVARIANCES)
-def test_jit_equals_eager(covariance):
-    state, rng = random_state(covariance)
-    candidates = jnp.asarray(rng.integers(-1, 6, (20, 3)), jnp.int32)
-    updates = (jnp.asarray(rng.integers(-1, 6, (5, 3)), jnp.int32), jnp.asarray([1, 0, 0, 1, 0]))
-    key = jax.random.key(7)
-    # Op-by-op execution compiles every primitive once: one rule per covariance keeps it short.
-    for exploration in ("thompson",) if covariance == "diagonal" else ("ucb",):
-        policy = make_policy(covariance, exploration)
-        with jax.disable_jit():
-            eager = policy.sample(key, state, candidates, 3)
-        jitted = jax.jit(policy.sample, static_argnums=3)(key, state, candidates, 3)
-        np.testing.assert_array_equal(np.asarray(eager.arms), np.asarray(jitted.arms))
-        np.testing.assert_allclose(np.asarray(eager.scores), np.asarray(jitted.scores), rtol=1e-5)
-    # Eager Newton runs op by op; a few steps suffice to compare the two executions.
-    policy = make_policy(covariance, newton_steps=3)
-    with jax.disable_jit():
-        eager_state = policy.update(state, *updates)
-        eager_predict = policy.predict(state, candidates)
-    jitted_state = jax.jit(policy.update)(state, *updates)
-    for a, b in zip(eager_state, jitted_state, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        np.asarray(eager_predict), np.asarray(jax.jit(policy.predict)(state, candidates)), rtol=1e-5
-    )
-
-
-@pytest.mark.parametrize("covariance", COVARIANCES)
-def test_no_retrace_across_calls(covariance):
-    policy, (state, rng) = make_policy(covariance), random_state(covariance)
-    candidates = jnp.asarray(rng.integers(-1, 6, (20, 3)), jnp.int32)
-    chex.clear_trace_counter()
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(key, state):
-        sample_key, click_key = jax.random.split(key)
-        selection = policy.sample(sample_key, state, candidates, 4)
-        clicks = jax.random.bernoulli(click_key, 0.3, (4,))
-        return policy.update(state, candidates[selection.arms], clicks), selection
-
-    for i in range(4):
-        state, _ = step(jax.random.key(i), state)
-    assert isinstance(state, LogisticState)
-
-
 @pytest.mark.sharding
 @pytest.mark.skipif(
     jax.device_count() < 2,

@@ -378,61 +378,6 @@ def test_bad_configuration_raises_named_errors(kwargs, name):
         probit_adf(**kwargs)
 
 
-@pytest.mark.parametrize("exploration", RULES)
-def test_jit_equals_eager(exploration):
-    policy, state, rng = trained(exploration=exploration, epsilon=0.5, forgetting=0.1)
-    candidates = jnp.asarray(rng.integers(-1, 30, (100, 4)))
-    events, clicks = jnp.asarray(rng.integers(-1, 30, (5, 4))), jnp.asarray([1, 0, 0, 1, 0])
-    key = jax.random.key(7)
-    with jax.disable_jit():
-        eager = policy.sample(key, state, candidates, 3)
-        eager_state = policy.update(state, events, clicks)
-        eager_predict = policy.predict(state, candidates)
-    jitted = jax.jit(policy.sample, static_argnums=3)(key, state, candidates, 3)
-    jitted_state = jax.jit(policy.update)(state, events, clicks)
-    np.testing.assert_array_equal(np.asarray(eager.arms), np.asarray(jitted.arms))
-    np.testing.assert_allclose(np.asarray(eager.scores), np.asarray(jitted.scores), rtol=1e-5)
-    for a, b in zip(eager_state, jitted_state, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5)
-    np.testing.assert_allclose(
-        np.asarray(eager_predict), np.asarray(jax.jit(policy.predict)(state, candidates)), rtol=1e-5
-    )
-
-
-def test_vmap_over_replicates_equals_a_loop():
-    policy = probit_adf(30, exploration="thompson")
-    replicas = [trained(seed=seed)[1] for seed in range(3)]
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *replicas)
-    candidates = jnp.asarray(np.random.default_rng(0).integers(-1, 30, (50, 4)))
-    keys = jax.random.split(jax.random.key(2), 3)
-    batched = jax.vmap(lambda key, state: policy.sample(key, state, candidates, 2))(keys, stacked)
-    events, clicks = candidates[:10], jnp.arange(10) % 2
-    updated = jax.vmap(lambda state: policy.update(state, events, clicks))(stacked)
-    for i, state in enumerate(replicas):
-        one = policy.sample(keys[i], state, candidates, 2)
-        np.testing.assert_array_equal(np.asarray(one.arms), np.asarray(batched.arms[i]))
-        new = policy.update(state, events, clicks)
-        np.testing.assert_allclose(np.asarray(new.mean), np.asarray(updated.mean[i]), rtol=1e-6)
-
-
-def test_no_retrace_across_calls():
-    policy, state, rng = trained(forgetting=0.05)
-    candidates = jnp.asarray(rng.integers(-1, 30, (64, 4)))
-    chex.clear_trace_counter()
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(key, state):
-        sample_key, click_key = jax.random.split(key)
-        selection = policy.sample(sample_key, state, candidates, 4)
-        clicks = jax.random.bernoulli(click_key, 0.3, (4,))
-        return policy.update(state, candidates[selection.arms], clicks), selection
-
-    for i in range(4):
-        state, _ = step(jax.random.key(i), state)
-    assert isinstance(state, ProbitState)
-
-
 @pytest.mark.parametrize("noise", [0.5, 1.0, 2.0])
 @pytest.mark.parametrize("click", [0.0, 1.0])
 def test_factor_update_with_the_probit_factor_is_the_adf_step(noise, click):
@@ -516,6 +461,13 @@ def test_candidate_sharded_thompson_equals_single_device():
     one = single.sample_batch(jax.random.key(5), state, ids, 4, 3)
     many = sharded.sample_batch(jax.random.key(5), state, placed, 4, 3)
     np.testing.assert_array_equal(np.asarray(one.arms), np.asarray(many.arms))
+    # an availability mask, sharded with the candidates: the same choices, all available
+    available = jnp.asarray(rng.random(num_candidates) < 0.3)
+    placed_mask = jax.device_put(available, mesh_lib.arm_sharding(mesh))
+    one = single.sample_batch(jax.random.key(6), state, ids, 10, 3, available)
+    many = sharded.sample_batch(jax.random.key(6), state, placed, 10, 3, placed_mask)
+    np.testing.assert_array_equal(np.asarray(one.arms), np.asarray(many.arms))
+    assert np.all(np.asarray(available)[np.asarray(many.arms)])
 
 
 def test_mesh_needs_thompson_and_divisible_candidates():
