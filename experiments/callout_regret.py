@@ -21,11 +21,12 @@ arms younger than one day (cold-start exploration). Click outcomes use common ra
 the same arm in the same round clicks for every policy or for none.
 
 Expectation (directional targets): greedy finds a set of arms whose posterior means sit above
-the prior mean and then stops exploring, so it never shows a new arm (whose mean *is* the prior
-mean) and plateaus on mediocre arms; Thompson sampling keeps exploring in proportion to its
-uncertainty, pays more early, and ends the horizon with less regret than both baselines. The
-quick defaults (1e5 arms, slate 1,024, 60 days) are long enough for that crossing to happen:
-in the many-armed regime of short horizons, greedy with a matched prior is hard to beat.
+the prior mean and then stops exploring, so it almost never shows a new arm (whose mean *is*
+the prior mean: it wins only a tie with the unshown arms) and plateaus on mediocre arms;
+Thompson sampling keeps exploring in proportion to its uncertainty, pays more early, and ends
+the horizon with less regret than both baselines. The quick defaults (1e5 arms, slate 1,024,
+60 days) are long enough for that crossing to happen: in the many-armed regime of short
+horizons, greedy with a matched prior is hard to beat.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from prime_science.bandits.baselines import greedy_sample, uniform_sample
 from prime_science.bandits.beta_bernoulli import beta_bernoulli
+from prime_science.core.errors import InvalidArgumentError
 
 
 def test_baselines_pick_active_arms_and_fill_empty_slots():
@@ -43,3 +45,21 @@ def test_greedy_ties_are_uniform_and_uniform_slates_are_uniform():
     slates = jax.vmap(lambda key: uniform_sample(key, state, 2).arms)(keys)
     counts = np.bincount(np.asarray(slates).ravel(), minlength=5) / 2_000
     np.testing.assert_allclose(counts, 0.4, atol=0.05)
+
+
+@pytest.mark.parametrize("sample", [greedy_sample, uniform_sample])
+@pytest.mark.parametrize(
+    "arguments, name",
+    [
+        ((jnp.zeros(3), 1, None), "key"),
+        ((jax.random.key(0), 0, None), "k"),
+        ((jax.random.key(0), 11, None), "k"),
+        ((jax.random.key(0), 2, jnp.arange(10) < 1), "available"),
+        ((jax.random.key(0), 1, jnp.ones(9, bool)), "available"),
+    ],
+)
+def test_bad_arguments_raise_named_errors(sample, arguments, name):
+    state = beta_bernoulli().init(10)
+    key, k, available = arguments
+    with pytest.raises(InvalidArgumentError, match=f"^{name}: expected"):
+        sample(key, state, k, available)
