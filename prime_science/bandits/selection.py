@@ -34,11 +34,14 @@ Availability. Unavailable rows are never selected. When fewer than ``k`` rows ar
 the trailing slots hold row ``-1`` and score ``-inf`` (the convention of
 :func:`~prime_science.bandits.beta_bernoulli.beta_bernoulli` for inactive arms);
 :func:`check_available` refuses that at the boundary when the mask is concrete
-(``InvalidArgumentError`` naming ``available``). Scores are assumed finite: a row scoring
-``-inf`` is treated as unavailable.
+(``InvalidArgumentError`` naming ``available``). Scores are assumed finite: an available row
+scoring ``-inf`` ties with the masked rows and may lose its slot to one (the slot reads
+``-1``).
 
 A model draws (or averages) its scores once per request and hands them to :func:`select` with
-its :class:`SelectionRule`; ``k`` is static under ``jit``.
+its :class:`SelectionRule` (``k`` static under ``jit``); the linear click models go through
+:func:`select_linear`, which keeps the Thompson draw fused into the scorer and shardable, and
+get their public ``sample`` / ``sample_batch`` from :func:`entry_points`.
 """
 
 from __future__ import annotations
