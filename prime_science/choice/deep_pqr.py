@@ -34,7 +34,8 @@ reward squared error) and the best parameters so far are kept; training stops wh
 held-out loss has not improved for ``patience`` consecutive epochs or after ``max_epochs``, and
 the best parameters are returned. Everything is a ``lax.while_loop`` over epochs of a
 ``lax.scan`` over batches on ``nnx.split`` parameter pytrees, so :func:`DeepPQR.fit` is pure
-and ``jit``/``vmap``-able over keys.
+and ``jit``/``vmap``-able over keys. Precision follows the inputs: the networks' parameters,
+and so every step, are in the float dtype of ``states``.
 
 Deviations from the author's code (``gengsinong/SAmQ``), all deliberate: the Q-step target is
 detached (target network); early stopping is on held-out loss with a working patience
@@ -117,18 +118,30 @@ class DeepPQRConfig(NamedTuple):
 
 class MLP(nnx.Module):
     """``depth`` hidden ReLU layers of width ``hidden``, linear output; Xavier-normal kernels,
-    zero biases (the author's ``qEstimation``, without output clamping)."""
+    zero biases (the author's ``qEstimation``, without output clamping); parameters of
+    ``param_dtype``."""
 
-    def __init__(self, num_inputs: int, hidden: int, depth: int, num_outputs: int, *, rngs):
+    def __init__(
+        self,
+        num_inputs: int,
+        hidden: int,
+        depth: int,
+        num_outputs: int,
+        *,
+        rngs,
+        param_dtype=jnp.float32,
+    ):
         init = nnx.initializers.xavier_normal()
         sizes = [num_inputs] + [hidden] * depth
         self.layers = nnx.List(
             [
-                nnx.Linear(i, o, kernel_init=init, rngs=rngs)
+                nnx.Linear(i, o, kernel_init=init, param_dtype=param_dtype, rngs=rngs)
                 for i, o in zip(sizes[:-1], sizes[1:], strict=True)
             ]
         )
-        self.out = nnx.Linear(sizes[-1], num_outputs, kernel_init=init, rngs=rngs)
+        self.out = nnx.Linear(
+            sizes[-1], num_outputs, kernel_init=init, param_dtype=param_dtype, rngs=rngs
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in self.layers:
@@ -370,8 +383,15 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
 
     policy_def, q_def = abstract(num_actions), abstract(1)
 
-    def init(key, graphdef_outputs):
-        model = MLP(num_features, config.hidden, config.depth, graphdef_outputs, rngs=nnx.Rngs(key))
+    def init(key, graphdef_outputs, dtype):
+        model = MLP(
+            num_features,
+            config.hidden,
+            config.depth,
+            graphdef_outputs,
+            rngs=nnx.Rngs(key),
+            param_dtype=dtype,
+        )
         return nnx.split(model)[1]
 
     def inputs(standardizer, states):
@@ -417,7 +437,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         held = (data.states[data.holdout], data.actions[data.holdout])
         params, _, epochs = _train(
             key_train,
-            init(key_init, num_actions),
+            init(key_init, num_actions, data.states.dtype),
             loss,
             lambda p: nll(p, *held),
             rows,
@@ -455,7 +475,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         # steps would otherwise need thousands of updates just to reach the level of Q_A.
         mean_log_next = jnp.sum(weight * log_anchor_next) / jnp.maximum(jnp.sum(weight), 1.0)
         level = (config.anchor_reward - beta * mean_log_next) / (1.0 - beta)
-        params = init(key_init, 1)
+        params = init(key_init, 1, data.states.dtype)
         bias = params["out"]["bias"]
         bias[...] = jnp.full((1,), level, bias[...].dtype)
         held = pick(data.holdout)
@@ -510,7 +530,7 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         held = pick(data.holdout)
         params, loss, epochs = _train(
             key_train,
-            init(key_init, num_actions),
+            init(key_init, num_actions, data.states.dtype),
             lambda p, _frozen, batch: mse(p, *batch),
             lambda p: mse(p, *held),
             pick(data.train),
