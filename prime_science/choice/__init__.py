@@ -1,6 +1,7 @@
 """Dynamic discrete choice: tabular logit MDPs, soft Bellman solvers and structural estimators.
 
 * :mod:`.mdp`: the model, the soft Bellman operator, Rust's bus engine model;
+* :mod:`.data`: choice panels (:class:`~.data.ChoiceData`) and their checks;
 * :mod:`.solvers`: successive approximation and Newton-Kantorovich (relative-value form,
   implicit derivatives);
 * :mod:`.nfxp`: nested fixed point maximum likelihood for the bus engine model;
