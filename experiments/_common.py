@@ -1,4 +1,4 @@
-"""Helpers shared by the experiment modules (not an experiment: not registered)."""
+"""Helpers shared by the experiment modules (not an experiment: not listed in ``EXPERIMENTS``)."""
 
 from __future__ import annotations
 

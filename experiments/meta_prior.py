@@ -94,7 +94,7 @@ from prime_science.bandits.probit import ProbitState, probit_adf
 from prime_science.core.experiment import Target
 from prime_science.core.types import PRNGKey
 from prime_science.priors.laplace import Type2Fit, probit_type2
-from prime_science.priors.moments import _moments, method_of_moments
+from prime_science.priors.moments import method_of_moments
 from prime_science.priors.record import GaussianGroupPrior, feature_prior, groups_from_slices
 from prime_science.priors.refit import weak_prior_refit
 from prime_science.sim.callout_world import (
@@ -309,7 +309,7 @@ def _estimator_check(key: PRNGKey, config: Config) -> tuple[jax.Array, jax.Array
         def one(replicate_key, noise=noise, groups=groups, size=size):
             draws = jax.random.normal(replicate_key, (size,))
             estimates = config.estimator_mean + draws * jnp.sqrt(config.estimator_variance + noise)
-            fit = _moments(estimates, noise, groups, num_groups=1)
+            fit = method_of_moments(estimates, noise, groups, num_groups=1)
             return fit.untruncated_variance[0], fit.variance[0]
 
         keys = jax.random.split(key_draws, config.estimator_replicates)
@@ -441,7 +441,7 @@ def run(key: PRNGKey, config: Config) -> Results:
         noise=config.probit_noise,
     )
     in_fit = noise <= config.max_sampling_variance
-    moments = _moments(
+    moments = method_of_moments(
         jnp.where(in_fit, estimates, 0.0),
         jnp.where(in_fit, noise, 0.0),
         jnp.where(in_fit, groups, -1),
@@ -450,7 +450,7 @@ def run(key: PRNGKey, config: Config) -> Results:
     cross = names.index("segment_x_category")
     first_order_or_cross = jnp.where(groups == cross, 1, 0)
     first_order_or_cross = jnp.where(groups == names.index("intercept"), -1, first_order_or_cross)
-    two_groups = _moments(
+    two_groups = method_of_moments(
         jnp.where(in_fit, estimates, 0.0),
         jnp.where(in_fit, noise, 0.0),
         jnp.where(in_fit, first_order_or_cross, -1),

@@ -266,3 +266,43 @@ def test_cycle_finder_on_a_small_graph():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e2"}, "e2": {"d"}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({**graph, "d": {"e"}}) == [["a", "b", "c"], ["d", "e", "e2"]]
+
+
+def private_imports(root: Path = ROOT) -> list[str]:
+    """``from a.b import _c`` (or ``import a._b``) where the private name belongs to another
+    package than the importing module's: a name with a leading underscore is its package's
+    business, so code another package needs is given a public name."""
+    modules = module_files(root)
+    found = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for name in _imported_names(tree, module, path.name == "__init__.py"):
+            parts = name.split(".")
+            private = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
+            if private is None or parts[private].startswith("__"):
+                continue
+            owner = ".".join(parts[:private])
+            if owner in modules and package_of(owner) != package_of(module):
+                found.append(f"{module} imports {name}")
+    return sorted(found)
+
+
+def test_no_private_names_across_packages():
+    found = private_imports()
+    assert not found, "private names imported from another package:\n  " + "\n  ".join(found)
+
+
+def test_private_import_finder_sees_one(tmp_path):
+    for source in SOURCES:
+        (tmp_path / source).mkdir()
+    (tmp_path / "prime_science" / "priors").mkdir()
+    (tmp_path / "prime_science" / "priors" / "moments.py").write_text("def _moments(): ...\n")
+    (tmp_path / "experiments" / "meta_prior.py").write_text(
+        "from prime_science.priors.moments import _moments, method_of_moments\n"
+    )
+    (tmp_path / "prime_science" / "priors" / "laplace.py").write_text(
+        "from prime_science.priors.moments import _moments\n"  # same package: allowed
+    )
+    assert private_imports(tmp_path) == [
+        "experiments.meta_prior imports prime_science.priors.moments._moments"
+    ]
