@@ -74,6 +74,7 @@ def test_reproduce_help_states_defaults_and_exit_statuses_in_words(capsys):
     assert "exit status 2" in out and "PRIME_SCIENCE_DATA" in out
 
 
+@pytest.mark.slow
 def test_reproduce_one_experiment(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(callout_regret.Config, "quick", classmethod(lambda cls: TINY))
     status = cli.main(

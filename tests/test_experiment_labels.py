@@ -74,6 +74,7 @@ def _summary_keys(module, config, seeds=2):
     return names
 
 
+@pytest.mark.slow
 def test_layout_search_labels_are_exactly_its_metrics():
     # quick()'s restarts and steps (the labels are built for them), a few worlds
     config = layout_search.Config(num_worlds=4)

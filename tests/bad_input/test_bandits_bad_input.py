@@ -432,6 +432,7 @@ def test_bad_input_is_named_and_changes_nothing(env, case):
     check_case(env, case)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_concurrent_saves_of_one_step_commit_exactly_one(tmp_path):
     """Three processes released together save step 7 with ``overwrite=False``: one commits,
@@ -483,6 +484,7 @@ def test_the_reported_hang_is_refused_at_update_and_survived_at_sample(env):
     assert 1 not in chosen and np.all(chosen >= 0)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_arms_outside_the_shape_domain_are_never_selected(env):
     """Hand-built counts that are NaN, infinite, zero, negative, subnormal or above 1e38: the

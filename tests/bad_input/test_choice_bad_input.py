@@ -849,6 +849,7 @@ def test_bad_input_raises_named_error_and_leaves_inputs_unchanged(bad):
         assert new.dtype == old.dtype
 
 
+@pytest.mark.slow
 def test_discount_zero_is_the_static_logit():
     """Documented: discount 0 is allowed (Q = u); NFXP fits the static logit and the solver's
     V is T(0) = log sum_a exp(u)."""

@@ -1048,6 +1048,7 @@ def test_case_ids_are_unique():
     assert len(ids) == len(set(ids)) and len(ids) >= 50
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_named_and_changes_nothing(env, case):
     check_case(env, case)
@@ -1062,6 +1063,7 @@ def test_a_diverging_svi_fit_names_the_learning_rate(env):
         )
 
 
+@pytest.mark.slow
 def test_the_good_calls_next_to_the_bad_ones_work(env):
     """The fixture's own inputs pass (the table's errors come from the one bad value)."""
     found = LS.hill_climb(KEY, env.space, env.weights, restarts=2, steps=3)

@@ -33,6 +33,7 @@ def test_availability_mask_restricts_both_baselines():
             assert np.all(arms % 2 == 1) and len(set(arms)) == 3
 
 
+@pytest.mark.slow
 def test_greedy_ties_are_uniform_and_uniform_slates_are_uniform():
     """Five tied arms: each leads greedy with probability 1/5; each arm is in a uniform slate
     of 2 with probability 2/5. 2,000 keys: s.e. <= 0.011, tolerance 0.05 (> 4.5 s.e.)."""

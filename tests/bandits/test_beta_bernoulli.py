@@ -47,6 +47,7 @@ def test_update_returns_same_tree_shapes_dtypes():
         assert a.shape == b.shape and a.dtype == b.dtype
 
 
+@pytest.mark.slow
 def test_thompson_concentrates_on_the_best_arm():
     """With a sharp posterior the best arm wins almost always (P(loss) from the posterior)."""
     policy = beta_bernoulli()
@@ -102,6 +103,7 @@ def test_batched_requests_are_independent_draws_with_the_exact_win_probabilities
     assert st.chi2_contingency(pairs).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_add_and_retire_arms():
     policy = beta_bernoulli(1.0, 9.0)
     state = policy.init(10, num_active=4)
@@ -125,6 +127,7 @@ def test_fewer_active_arms_than_k_leaves_empty_slots():
     assert np.all(np.isneginf(np.asarray(selection.scores)[2:]))
 
 
+@pytest.mark.slow
 def test_cold_start_arm_gets_explored():
     """A new arm at the prior Beta(1, 1) beats well-known 3% arms in a visible share of draws."""
     policy = beta_bernoulli()

@@ -119,6 +119,7 @@ def _standard_errors(labels, times, groups, theta, num_groups, shared_rate):
         return np.sqrt(np.diag(np.linalg.inv(np.asarray(jax.hessian(nll)(theta)))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared_rate", [True, False])
 def test_fit_dfm_recovers_conversion_rates_and_delay_rates(shared_rate):
     """Every fitted parameter within 4 observed-Fisher standard errors of the truth (the
@@ -157,6 +158,7 @@ def test_fit_dfm_rejects_bad_inputs():
         delayed.fit_dfm(labels, times, groups, 2, weights=np.array([1.0, -1.0]))
 
 
+@pytest.mark.slow
 def test_fit_dfm_log_rate_prior_is_a_map_that_data_override():
     """A tight prior holds the rate at its centre; a loose one leaves the MLE; the MAP lies
     between the MLE and the centre."""
@@ -237,6 +239,7 @@ def _look(state, ids, first, seen_before, seen_now, before, now, censored, log_r
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("click", [False, True])
 def test_first_plain_look_is_the_library_adf_update(click):
     state, ids = _state(), jnp.array([0, 2, 5, -1], jnp.int32)

@@ -15,6 +15,7 @@ from prime_science.bandits import delayed
 from prime_science.core.errors import InvalidArgumentError
 
 
+@pytest.mark.slow
 def test_calibrated_mixture_hits_chapelle_statistics():
     """Chapelle (2014)'s statistics: F(1 h) = 0.35 and F(24 h) = 0.50 within the 30-day window,
     analytically and empirically (n = 2e5: s.e. about 0.0011, tolerance 0.01)."""

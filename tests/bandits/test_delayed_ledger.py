@@ -161,6 +161,7 @@ def _run_scenario(rng, num_items=4):
         assert counts.sum() == oracle.recorded
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(4))
 def test_ledger_matches_oracle_under_random_arrival_orders(chunk):
     """50 random streams per chunk (200 in all): out-of-order and duplicate labels, late
@@ -325,6 +326,7 @@ def test_jit_equals_eager_and_state_tree_is_stable():
 # ------------------------------------------------------------------ strategies at scale
 
 
+@pytest.mark.slow
 def test_naive_estimate_converges_to_p_times_delay_cdf():
     """It follows from the delay model: pending = negative gives E[label | elapsed e] = p F(e)."""
     key_delay, key_convert = jax.random.split(jax.random.key(3))
@@ -356,6 +358,7 @@ def test_naive_estimate_converges_to_p_times_delay_cdf():
     assert abs(np.asarray(matured.label)[used].mean() - target) < 4 * se
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["probit", "logistic"])
 def test_ledger_strategies_feed_both_click_models(model):
     """The ledger's training rows drive either model: a naive snapshot under-estimates the

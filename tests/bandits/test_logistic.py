@@ -177,6 +177,7 @@ def test_ucb_greedy_and_predict_match_closed_forms(covariance):
     np.testing.assert_allclose(np.asarray(top.scores), np.sort(mean_score)[::-1][:5], rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exploration", RULES)
 def test_sample_batch_requests_equal_single_samples(exploration):
     policy, (state, rng) = make_policy("full", exploration, epsilon=0.5), random_state("full")

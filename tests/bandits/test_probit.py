@@ -204,6 +204,7 @@ def test_thompson_scores_follow_the_predictive_of_the_linear_score():
     assert st.kstest(np.asarray(scores[:, 0], np.float64), st.norm(mean, scale).cdf).pvalue > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exploration", RULES)
 def test_sample_batch_shapes_and_requests_equal_single_samples(exploration):
     policy, state, rng = trained(exploration=exploration, epsilon=0.5)
@@ -378,6 +379,7 @@ def test_bad_configuration_raises_named_errors(kwargs, name):
         probit_adf(**kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.5, 1.0, 2.0])
 @pytest.mark.parametrize("click", [0.0, 1.0])
 def test_factor_update_with_the_probit_factor_is_the_adf_step(noise, click):

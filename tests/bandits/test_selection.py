@@ -30,6 +30,7 @@ def test_top_k_is_the_brute_force_ranking_of_available_rows(k):
         assert np.all(np.isneginf(np.asarray(got.scores)[~filled]))
 
 
+@pytest.mark.slow
 def test_greedy_takes_every_strictly_better_row_and_breaks_ties_uniformly():
     """Scores [3, 1, 2, 2, 2, 0] with row 0 unavailable, k = 2: both slots go to two distinct
     rows of the tie {2, 3, 4}; over 3,000 keys each tied row leads with frequency 1/3
@@ -58,6 +59,7 @@ def test_uniform_is_uniform_over_available_rows():
     np.testing.assert_array_equal(share[1::2], 0.0)
 
 
+@pytest.mark.slow
 def test_epsilon_greedy_extremes_and_explore_rate():
     scores = jnp.asarray([0.0, 1.0, 5.0, 2.0])
     available = jnp.asarray([True, True, False, True])

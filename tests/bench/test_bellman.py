@@ -9,6 +9,7 @@ import pytest
 from prime_science.bench.bellman import benchmark_bus_solves, quantecon_value_iteration
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("banded", "batch_size"), [(True, 3), (False, None)])
 def test_benchmark_sides_agree(banded, batch_size):
     record = benchmark_bus_solves(

@@ -130,6 +130,7 @@ def _check_outputs(out_dir, num_arms, batches, kernels):
     assert all(f"| {kernel} | 1e4 |" in markdown for kernel, _, _ in expected)
 
 
+@pytest.mark.slow
 def test_tiny_suite_with_a_stand_in_writes_json_and_markdown(tmp_path):
     config = SuiteConfig(sizes=(10_000,), batches=(1, 2), repeats=2)
     written = []
@@ -161,6 +162,7 @@ def test_budgets_skip_and_extrapolate_with_reasons(tmp_path, monkeypatch):
     assert "skipped: suite budget exhausted" in (tmp_path / "beta_bernoulli_sample.md").read_text()
 
 
+@pytest.mark.slow
 def test_bench_command_on_the_real_kernel(tmp_path):
     pytest.importorskip("prime_science.bandits.beta_bernoulli")
     argv = ["--sizes", "1e4", "--batches", "1", "2", "--repeats", "2", "--out", str(tmp_path)]

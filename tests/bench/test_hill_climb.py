@@ -10,6 +10,7 @@ from prime_science.bench.driver import Suite, SuiteConfig, run_suite
 from prime_science.layouts import design, search
 
 
+@pytest.mark.slow
 def test_numpy_hill_climb_is_the_same_search():
     """Scores its layout correctly, never beats the exact maximum, reaches it with many
     restarts and steps, and matches the JAX climb's quality on average at S = 1, K = 5."""

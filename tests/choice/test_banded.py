@@ -41,6 +41,7 @@ def test_to_dense_rows_sum_to_one_and_match_banded_transition():
             np.testing.assert_allclose(transitions[a, s], row, atol=1e-15)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_operator_and_solves_equal_dense(seed):
     with jax.enable_x64(True):
@@ -74,6 +75,7 @@ def test_operator_and_solves_equal_dense(seed):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("num_states", "num_increments"), [(12, 1), (3, 5)])
 def test_edge_shapes_one_increment_and_more_increments_than_states(num_states, num_increments):
     with jax.enable_x64(True):
@@ -94,6 +96,7 @@ def test_edge_shapes_one_increment_and_more_increments_than_states(num_states, n
     np.testing.assert_allclose(banded_w, dense_w, atol=1e-11)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("discount", [0.975, 0.9999])
 def test_bus_fixed_point_banded_equals_dense(discount):
     @jax.jit
@@ -119,6 +122,7 @@ def test_bus_fixed_point_banded_equals_dense(discount):
     np.testing.assert_allclose(band_v, dense_v, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_implicit_gradients_banded_equal_dense():
     def loss(theta, banded):
         model = mdp_lib.bus_engine_mdp(theta[0], theta[1], theta[2:], 90, 0.99, banded=banded)
@@ -145,6 +149,7 @@ def test_implicit_gradients_banded_equal_dense():
     np.testing.assert_allclose(banded, finite, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_gradient_in_rewards_discount_scale_random_banded():
     def loss(rewards, discount, scale, banded):
         model = base._replace(rewards=rewards, discount=discount, scale=scale)

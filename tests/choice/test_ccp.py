@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from prime_science.choice import ccp, mdp, nfxp, solvers
 from prime_science.choice.data import ChoiceData
@@ -27,6 +28,7 @@ def test_inversion_at_the_true_policy_reproduces_the_fixed_point_values():
     np.testing.assert_allclose(v, q, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_npl_converges_to_the_nfxp_estimate_on_group_4():
     data = rust_bus.discretise(rust_bus.load_rust_bus((4,)), 90, 5_000.0)
     data = ChoiceData(*(jnp.asarray(x) for x in (data.state, data.decision, data.increment)))

@@ -9,6 +9,8 @@ from prime_science.choice.deep_pqr import DeepPQRConfig, LinearReward, deep_pqr
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.sim import samq_bus as sb
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 ENV = sb.SamqBusConfig()
 SMALL = DeepPQRConfig(batch_size=50, max_epochs=8, max_q_epochs=8)
 

@@ -42,6 +42,7 @@ def test_choice_counts_equal_hand_counts():
         assert counts.dtype == jnp.float64
 
 
+@pytest.mark.slow
 def test_exact_recovery_from_expected_counts():
     """Oracle: with counts n(s, a) = N pi_theta(a | s) the likelihood is maximised at theta."""
     with jax.enable_x64(True):
@@ -53,6 +54,7 @@ def test_exact_recovery_from_expected_counts():
         np.testing.assert_allclose(result.reward, features @ THETA, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_recovers_theta_from_a_large_sample_within_standard_errors():
     """n = 100,000 i.i.d. pairs (s uniform, a ~ pi_theta); |theta^ - theta| < 4 s.e. per
     coordinate, s.e. from the inverse Fisher information at theta^ (fixed key; P(|z| > 4) =
@@ -75,6 +77,7 @@ def test_recovers_theta_from_a_large_sample_within_standard_errors():
         assert np.all(standard_errors < 0.2)
 
 
+@pytest.mark.slow
 def test_gradient_closed_form_equals_autodiff_and_finite_differences():
     with jax.enable_x64(True):
         features, transitions = state_only_model(jax.random.key(3))
@@ -105,6 +108,7 @@ def test_gradient_closed_form_equals_autodiff_and_finite_differences():
             np.testing.assert_allclose(closed_form, finite, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cannot_represent_the_bus_replacement_cost():
     """Su-Judd bus, expected counts of the true model, features (1, 0.001 x): the fit's
     keep-minus-replace reward is 0 in every state (true: RC - 0.001 theta11 x), the constant

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from prime_science.choice import nfxp
 from prime_science.choice.data import ChoiceData
@@ -29,6 +30,7 @@ def test_log_likelihood_at_published_estimates_equals_published_value():
         assert abs(float(choice) - (-163.584)) < 0.01  # ruspy's choice part
 
 
+@pytest.mark.slow
 def test_estimate_recovers_published_group_4():
     with jax.enable_x64(True):
         data = group_4()
@@ -61,6 +63,7 @@ def test_estimate_recovers_published_group_4():
         np.testing.assert_allclose(scores.sum(0), finite, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_estimate_recovers_simulated_truth_and_transition_mle():
     design = BusEngineDesign(num_buses=100, num_months=120)
     with jax.enable_x64(True):

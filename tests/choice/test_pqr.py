@@ -49,6 +49,7 @@ pqr = jax.jit(tabular_pqr, static_argnames=("method",))
 """Jitted (the value checks run only eagerly: see the bad-input test)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_target_1_recovers_random_mdp_rewards_in_float64(seed):
     with jax.enable_x64(True):
@@ -64,6 +65,7 @@ def test_target_1_recovers_random_mdp_rewards_in_float64(seed):
         np.testing.assert_allclose(result.anchor_q, result.q[:, 0], atol=0)
 
 
+@pytest.mark.slow
 def test_target_1_float32():
     model = random_model(jax.random.key(0), dtype=jnp.float32)
     log_policy = exact_log_policy(model)  # the model solved in float32 too
@@ -73,6 +75,7 @@ def test_target_1_float32():
     assert float(np.max(np.abs(np.asarray(result.reward, np.float64) - truth))) < 1e-4
 
 
+@pytest.mark.slow
 def test_target_1_with_scale_and_nonzero_anchor_reward():
     """alpha = 2 and a state-dependent anchor reward: r(s, a_A) = r_A(s) is returned and the
     other columns are exact."""
@@ -101,6 +104,7 @@ def test_target_2_anchor_shift_moves_every_reward_by_delta_and_keeps_the_policy(
             assert float(jnp.max(jnp.abs(implied - log_policy))) < 1e-8
 
 
+@pytest.mark.slow
 def test_target_3_su_judd_keep_reward_with_replace_as_zero_reward_anchor():
     """Anchor = replace with reward 0: r^(x, keep) equals the model's keep-minus-replace
     utility u(x, keep) - u(x, replace) = RC - 0.001 theta11 x (bins x = 0 .. 174, 0-based; with
@@ -131,6 +135,7 @@ def test_target_3_su_judd_keep_reward_with_replace_as_zero_reward_anchor():
         assert float(jnp.exp(log_policy[0, 1])) < 1e-4
 
 
+@pytest.mark.slow
 def test_jit_vmap_over_anchor_rewards_equals_loop():
     with jax.enable_x64(True):
         model = random_model(jax.random.key(4), num_states=10)
@@ -146,6 +151,7 @@ def test_jit_vmap_over_anchor_rewards_equals_loop():
         fn(log_policy + 0.0, model.transitions, 0.9)
 
 
+@pytest.mark.slow
 def test_frequency_estimators_equal_hand_counts():
     states = jnp.array([0, 0, 0, 1, 1, 2])
     actions = jnp.array([0, 1, 1, 0, 0, 1])
@@ -181,6 +187,7 @@ def test_frequency_estimators_equal_hand_counts():
         np.testing.assert_allclose(with_prior[1, 0], [0.0, 0.0, 2 / 3, 1 / 3], rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_pqr_on_estimates_converges_to_the_truth_with_sample_size():
     """Consistency: PQR on the smoothed frequencies of i.i.d. samples; the reward error at
     n = 400,000 is well below the error at n = 4,000 (sd of a log-frequency ~ 1 / sqrt(n))."""
@@ -206,6 +213,7 @@ def test_pqr_on_estimates_converges_to_the_truth_with_sample_size():
         assert large < 0.1
 
 
+@pytest.mark.slow
 def test_bad_input_raises_named_errors():
     with jax.enable_x64(True):
         model = random_model(jax.random.key(0), num_states=5)

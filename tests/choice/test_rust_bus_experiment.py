@@ -10,6 +10,8 @@ from experiments import rust_bus
 from prime_science.core.experiment import check_experiment
 from prime_science.runner import run_experiment
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = rust_bus.Config(mc_num_datasets=2)
 SEEDS = 2
 

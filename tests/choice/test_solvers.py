@@ -31,6 +31,7 @@ def numpy_value_iteration(rewards, transitions, discount, scale, iters):
     return value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_fixed_point_equals_float64_numpy_value_iteration(scale):
     args = random_mdp(0, scale=scale)
@@ -43,6 +44,7 @@ def test_fixed_point_equals_float64_numpy_value_iteration(scale):
             np.testing.assert_allclose(np.asarray(value), oracle, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_value_iteration_converges_geometrically_at_rate_beta():
     """The library's soft Bellman operator is a beta-contraction (Rust 1987): iterated from 0,
     its sup-norm error to the Newton-Kantorovich fixed point shrinks at least like beta^k, and
@@ -61,6 +63,7 @@ def test_value_iteration_converges_geometrically_at_rate_beta():
     assert ratios[-1] > 0.79  # the rate is beta itself (a constant shift contracts at exactly beta)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("discount", [0.975, 0.9999])
 def test_newton_equals_successive_approximation_on_the_bus_model(discount):
     @jax.jit
@@ -87,6 +90,7 @@ def test_newton_equals_successive_approximation_on_the_bus_model(discount):
     assert float(residual) < 1e-9
 
 
+@pytest.mark.slow
 def test_relative_form_is_accurate_in_float32_at_beta_9999():
     """The choice probabilities from float32 (relative value) match float64's."""
 
@@ -104,6 +108,7 @@ def test_relative_form_is_accurate_in_float32_at_beta_9999():
     np.testing.assert_allclose(probs32, probs64, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_implicit_gradient_equals_finite_differences():
     @jax.jit
     def loss(theta):
@@ -124,6 +129,7 @@ def test_implicit_gradient_equals_finite_differences():
     np.testing.assert_allclose(forward, reverse, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_gradient_in_discount_and_scale_and_random_mdp():
     rewards, transitions, _, _ = random_mdp(2, num_states=12, num_actions=2)
 
@@ -155,6 +161,7 @@ def test_gradient_in_discount_and_scale_and_random_mdp():
         )
 
 
+@pytest.mark.slow
 def test_vmap_over_parameter_vectors_equals_loop_and_jit_traces_once():
     @jax.jit
     @chex.assert_max_traces(n=1)

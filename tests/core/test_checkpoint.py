@@ -428,6 +428,7 @@ def test_continuation_after_restore_is_bit_identical(tmp_path):
     assert_states_bit_identical(resumed, uninterrupted)
 
 
+@pytest.mark.slow
 def test_beta_bernoulli_continuation_after_restore_is_bit_identical(tmp_path):
     policy = beta_bernoulli(prior_alpha=1.0, prior_beta=1.0)
     click_rates = jnp.linspace(0.05, 0.6, 10)

@@ -58,6 +58,7 @@ def draw(alpha, beta, seed, n=NUM_DRAWS, exact=True):
     return np.asarray(_logits(jax.random.key(seed), a, b, exact=exact), np.float64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha,beta", SHAPES)
 def test_exact_sampler_matches_beta(alpha, beta):
     logits = draw(alpha, beta, seed=11)
@@ -96,6 +97,7 @@ def test_approximate_sampler_accuracy(alpha, beta):
     assert st.kstest(logits, logit_cdf(alpha, beta)).statistic < 0.012
 
 
+@pytest.mark.slow
 def test_rejections_are_retried_not_dropped():
     """Arms whose attempt 0 rejects get the value of their first accepted attempt."""
     n = 50_000
@@ -129,6 +131,7 @@ def test_rejections_are_retried_not_dropped():
     np.testing.assert_allclose(np.asarray(logits), np.asarray(oracle), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_overflowing_retry_buffer_is_handled():
     """More rejected arms than the retry buffer holds: processed in further chunks, exactly."""
     n = 4096
@@ -149,6 +152,7 @@ def test_overflowing_retry_buffer_is_handled():
     np.testing.assert_allclose(full, chunked, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_compact_indices_matches_nonzero():
     rng = np.random.default_rng(1)
     for size, rate, capacity in [(1000, 0.1, 50), (1000, 0.1, 400), (77, 0.5, 77), (64, 0.0, 8)]:
@@ -161,6 +165,7 @@ def test_compact_indices_matches_nonzero():
         assert np.all(np.asarray(index)[used:] == size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "k,block_size", [(1, 1 << 16), (3, 1 << 16), (17, 1 << 16), (1, 512), (5, 700)]
 )
@@ -181,6 +186,7 @@ def test_top_k_equals_sorting_the_same_draws(k, block_size):
     np.testing.assert_allclose(np.asarray(values), logits[order], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_arm_offset_selects_the_global_counter():
     """A block with offset o draws exactly what positions [o, o + m) of the full array draw."""
     n, offset, m = 1000, 600, 200
@@ -221,6 +227,7 @@ def test_gamma_acceptance_test_is_stable_for_huge_shapes():
     assert st.kstest(logits, logit_cdf(1e7, 1e7)).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_ties_at_one_do_not_favour_low_ids():
     """Beta(1, 0.02) rounds to 1.0 in float32 in most draws; the logit keeps a fair order."""
     n = 64

@@ -9,6 +9,8 @@ import pytest
 
 from experiments import callout_regret
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = callout_regret.Config(
     num_arms=1_000, num_new_arms=40, num_rounds=48, slate_size=16, rounds_per_day=6
 )

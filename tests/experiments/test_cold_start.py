@@ -14,6 +14,8 @@ from prime_science.bandits.probit import ProbitState, probit_adf
 from prime_science.core.experiment import check_experiment
 from prime_science.sim import callout_world
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = cold_start.Config(
     num_initial_items=200,
     new_items_per_day=5,

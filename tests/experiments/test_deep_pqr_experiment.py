@@ -14,6 +14,8 @@ from prime_science.core.errors import InvalidArgumentError
 from prime_science.core.experiment import check_experiment
 from prime_science.sim.bus_engine import SU_JUDD
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = deep_pqr.Config(
     sample_sizes=(1_000,),
     test_agents=50,

@@ -12,6 +12,8 @@ from experiments import delays
 from prime_science.bandits.delayed import exponential_delays, sample_delays
 from prime_science.runner import run_experiment
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = delays.Config(
     num_initial_items=100,
     new_items_per_day=5,

@@ -11,6 +11,8 @@ from prime_science.core.errors import InvalidArgumentError
 from prime_science.core.experiment import check_experiment
 from prime_science.runner import run_experiment
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = irl.Config(
     num_states=10,
     bus_num_buses=(2, 4),

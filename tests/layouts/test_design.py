@@ -47,6 +47,7 @@ def random_weights(space, seed):
     return jax.random.normal(jax.random.key(seed), (space.num_features,))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES, ids=str)
 def test_dimensions_and_active_counts(space):
     d, c, sizes = space.num_components, space.num_context, space.num_variants
@@ -68,6 +69,7 @@ def test_dimensions_and_active_counts(space):
     assert set(ids.ravel().tolist()) == set(range(space.num_features))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES, ids=str)
 def test_score_matches_the_formula(space):
     weights = random_weights(space, 0)
@@ -80,6 +82,7 @@ def test_score_matches_the_formula(space):
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", SPACES, ids=str)
 def test_tables_and_incremental_scores_equal_full_rescoring(space):
     weights = random_weights(space, 2)
@@ -154,6 +157,7 @@ def test_bad_input_names_the_argument(call, name):
         call()
 
 
+@pytest.mark.slow
 def test_jit_and_vmap_agree_with_eager():
     space = SPACES[2]
     weights = random_weights(space, 5)

@@ -11,6 +11,8 @@ from experiments import layout_search, layouts
 from prime_science.core.experiment import check_experiment
 from prime_science.runner import run_experiment
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = layouts.Config(
     num_rounds=12,
     batch_size=16,

@@ -64,6 +64,7 @@ def test_calibration_matches_the_papers_histogram_over_random_worlds():
     assert np.all((probabilities.std(1) > 0.025) & (probabilities.std(1) < 0.045))
 
 
+@pytest.mark.slow
 def test_live_world_has_48_layouts():
     config = LayoutWorldConfig.live()
     world = make_layout_world(jax.random.key(0), config)

@@ -49,6 +49,7 @@ def test_posterior_draw_has_the_posterior_moments():
     assert abs(np.corrcoef(z[:, 0], z[:, 1])[0, 1]) < 5 / np.sqrt(draws)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("search_method", ["hill_climb", "exhaustive"])
 def test_a_confident_posterior_chooses_its_argmax(search_method):
     space = design.layout_space((3, 4, 2, 3))
@@ -71,6 +72,7 @@ def test_one_draw_per_request_explores():
         assert chosen[:, c].min() >= 0 and chosen[:, c].max() < n
 
 
+@pytest.mark.slow
 def test_context_policy_follows_the_context():
     """MVT2c: with a confident posterior whose context x variant weights favour variant 1
     under context 0 = on and variant 0 otherwise, the choice follows the context."""
@@ -89,6 +91,7 @@ def test_context_policy_follows_the_context():
     assert updated.mean.shape == state.mean.shape
 
 
+@pytest.mark.slow
 def test_layout_mab_counts_on_the_layouts_arm():
     space = design.layout_space((2, 3, 2))
     mab = policy.layout_mab(space)
@@ -103,6 +106,7 @@ def test_layout_mab_counts_on_the_layouts_arm():
     np.testing.assert_array_equal(chosen, np.tile(layouts[3], (8, 1)))
 
 
+@pytest.mark.slow
 def test_component_mabs_credit_each_component_separately():
     space = design.layout_space((2, 3, 4))
     mabs = policy.component_mabs(space)
@@ -131,6 +135,7 @@ def test_uniform_is_uniform_and_learns_nothing():
     assert uniform.update((), chosen[:4], np.ones(4)) == ()
 
 
+@pytest.mark.slow
 def test_mvt2_learns_the_best_layout_of_a_small_world():
     """After 40 rounds of 100 requests in a 2 x 3 world with an interaction, MVT2 shows the
     best layout more than half of the time (uniform: 1/6)."""

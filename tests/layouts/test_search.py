@@ -21,6 +21,7 @@ def context_for(space, seed):
     return np.random.default_rng(seed).integers(0, 2, space.num_context)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", TINY, ids=str)
 def test_exhaustive_search_is_the_brute_force_argmax(space):
     for seed in range(3):
@@ -33,6 +34,7 @@ def test_exhaustive_search_is_the_brute_force_argmax(space):
         np.testing.assert_allclose(result.score, scores.max(), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", TINY, ids=str)
 def test_hill_climb_finds_the_exact_maximum_with_many_restarts_and_steps(space):
     climb = jax.jit(
@@ -61,6 +63,7 @@ def test_hill_climb_with_one_step_can_miss_the_maximum():
     assert int(jnp.sum(found < exact - 1e-5)) >= 5
 
 
+@pytest.mark.slow
 def test_every_step_never_lowers_the_score_and_converged_climbs_are_local_optima():
     space = design.layout_space((5, 3, 4, 6))
     weights = jax.random.normal(jax.random.key(0), (space.num_features,))
@@ -102,6 +105,7 @@ def test_every_step_never_lowers_the_score_and_converged_climbs_are_local_optima
     assert bool(jnp.all(neighbour_scores <= base_scores + 1e-5))
 
 
+@pytest.mark.slow
 def test_batched_over_requests_equals_one_at_a_time():
     space = design.layout_space((4, 5, 3))
     keys = jax.random.split(jax.random.key(0), 6)
@@ -229,6 +233,7 @@ def test_traced_graph_does_not_grow_with_the_number_of_components():
     assert equations(5) == equations(60)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_thousand_binary_components_take_seconds():
     """D = 1000 components of 2 variants (M = 2,000,001 weights): about 0.5 s for the first call

@@ -39,6 +39,7 @@ def data():
     return _simulate(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fit", [hi.fit_gaussian_type2, hi.fit_gaussian_autonormal, hi.fit_gaussian_nuts]
 )
@@ -78,6 +79,7 @@ def test_type2_equals_the_closed_form_maximum_likelihood():
     np.testing.assert_allclose(record.variance, closed_form, rtol=2e-2, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_beta_binomial_recovers_item_ctr_priors():
     """Prior mean a/(a+b) within 4 s.d. of its sampling error and a+b within 40%."""
     rng = np.random.default_rng(3)

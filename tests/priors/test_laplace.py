@@ -35,6 +35,7 @@ def _simulate(key, num_events=30_000, scales=SCALES):
     return events, clicks, groups, weights
 
 
+@pytest.mark.slow
 def test_recovers_group_scales_of_confounded_one_hot_blocks():
     events, clicks, groups, weights = _simulate(jax.random.key(0))
     fit = probit_type2(
@@ -55,6 +56,7 @@ def test_recovers_group_scales_of_confounded_one_hot_blocks():
     np.testing.assert_allclose(trace[-1], trace[-2], rtol=0.01)
 
 
+@pytest.mark.slow
 def test_a_block_without_spread_shrinks_towards_zero():
     events, clicks, groups, _ = _simulate(jax.random.key(1), scales=(0.5, 0.3, 0.0))
     fit = probit_type2(
@@ -65,6 +67,7 @@ def test_a_block_without_spread_shrinks_towards_zero():
     assert np.sqrt(float(fit.variance[1])) > 0.3
 
 
+@pytest.mark.slow
 def test_untouched_features_do_not_move_the_fit():
     events, clicks, groups, _ = _simulate(jax.random.key(2), num_events=5_000)
     padded_groups = np.concatenate([groups, np.full(500, 3)])  # 500 never-seen block-3 ids
@@ -74,6 +77,7 @@ def test_untouched_features_do_not_move_the_fit():
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reports_dropped_features_when_max_features_is_too_small():
     events, clicks, groups, _ = _simulate(jax.random.key(3), num_events=2_000)
     fit = probit_type2(events, clicks, groups, 4, max_features=256, num_iters=1, warm_steps=1)
@@ -111,6 +115,7 @@ def test_bad_options_are_named():
         probit_type2(events, clicks, groups, 4, max_features=64, noise=0.0)
 
 
+@pytest.mark.slow
 def test_aggregated_rows_equal_single_events():
     """Rows shown n times with k clicks give the fit of the n single events they stand for."""
     events, clicks, groups, _ = _simulate(jax.random.key(6), num_events=3_000)

@@ -9,6 +9,8 @@ import pytest
 from experiments import meta_prior
 from prime_science.core.experiment import check_experiment
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 TINY = meta_prior.Config(
     estimator_group_sizes=(250, 1000),
     estimator_replicates=40,

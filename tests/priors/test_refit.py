@@ -52,6 +52,7 @@ def test_map_matches_scipy_and_variances_the_inverse_fisher_diagonal(noise):
     np.testing.assert_allclose(got.sampling_variances, noise**2 / (x.T @ info), rtol=2e-3)
 
 
+@pytest.mark.slow
 def test_untouched_feature_stays_at_the_prior_with_infinite_variance():
     events, _, clicks = _design(num_events=200, seed=1)
     fit = weak_prior_refit(events, clicks, 8, num_steps=50)  # features 6 and 7: never shown
@@ -60,6 +61,7 @@ def test_untouched_feature_stays_at_the_prior_with_infinite_variance():
     assert np.all(np.isfinite(fit.sampling_variances[:6]))
 
 
+@pytest.mark.slow
 def test_jit_equals_eager():
     events, _, clicks = _design(num_events=100, seed=2)
     eager = weak_prior_refit(events, clicks, 6, num_steps=20)

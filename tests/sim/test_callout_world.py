@@ -24,6 +24,7 @@ def spec():
     return cw.callout_feature_spec(CONFIG)
 
 
+@pytest.mark.slow
 def test_mean_click_rate_is_calibrated(world, spec):
     initial = np.asarray(world.arrival_day == 0)
     rates = [np.asarray(cw.click_probabilities(world, spec, s))[initial].mean() for s in (0, 1)]

@@ -8,6 +8,8 @@ import pytest
 from prime_science.core.errors import InvalidArgumentError
 from prime_science.sim import samq_bus as sb
 
+pytestmark = pytest.mark.slow  # runs a whole experiment (or its fixture does)
+
 CONFIG = sb.SamqBusConfig()
 
 
