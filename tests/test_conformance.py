@@ -5,8 +5,24 @@ no retrace across calls with new keys and new states, the same key gives the sam
 (policies with an availability mask) unavailable candidates are never chosen, under ``jit`` too.
 Add a policy by adding a ``PolicyCase`` to ``CASES``. Click models also compare ``predict``;
 layout policies are driven through ``choose`` (``k`` requests) in place of ``sample``.
+
+Cost. The properties do not depend on problem size, so the problems are tiny (a dozen arms or
+candidate rows, ten features, update batches of eight, two training steps): the cost is
+tracing and compiling, not arithmetic. Each case's policy, trained replicas and jitted
+``sample``/``update`` are built once (the module-scoped ``built`` fixture) and shared by its
+tests, and every test samples ``K`` rows, so each function compiles once per input signature
+rather than once per test; the no-retrace check counts the traces of those shared jitted
+functions instead of compiling a fresh step function. The eager (``disable_jit``) ``update``
+runs once per click model (``PolicyCase.eager_update``, the Thompson case): ``update`` does
+not depend on the selection rule, so the model's other rules would re-run the same eager
+code. Every rule still compares its eager ``sample`` (plain and masked: the rule-specific
+scoring, Thompson draws, UCB bounds, greedy, epsilon-greedy) and ``predict`` with the jitted
+ones, and runs its jitted ``update`` (state tree, vmap, no retrace). The selection rules
+themselves (``bandits/selection.py``) are checked against brute force in
+``tests/bandits/test_selection.py``.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -24,6 +40,12 @@ from prime_science.bandits.selection import RULES
 from prime_science.layouts import design
 from prime_science.layouts import policy as layout_policy
 
+K = 3  # rows (arms, candidates, layout requests) every test samples: one compile per policy
+NUM_ARMS = 12  # Beta-Bernoulli arms
+NUM_FEATURES = 10  # click-model features
+NUM_ROWS = 12  # click-model candidate rows
+BATCH = 8  # observations per update
+
 
 class PolicyCase(NamedTuple):
     name: str
@@ -35,6 +57,7 @@ class PolicyCase(NamedTuple):
     layout: bool = False  # a layout policy: choose(key, state, k) instead of sample
     num_rows: int = 0  # rows an availability mask covers (0: the policy takes no mask)
     atol: float = 1e-6  # eager vs jit: a dense float32 Cholesky (full logistic) rounds more
+    eager_update: bool = True  # False: update is another case's (same model, other rule)
 
     def sample(self, policy, key, state, k, available=None):
         if self.layout:
@@ -45,7 +68,7 @@ class PolicyCase(NamedTuple):
         return policy.sample(key, state, self.candidates, k, *extra)
 
 
-def _bernoulli_batch(num_arms: int, size: int = 64):
+def _bernoulli_batch(num_arms: int, size: int = BATCH):
     def make(key):
         arm_key, reward_key = jax.random.split(key)
         arms = jax.random.randint(arm_key, (size,), 0, num_arms)
@@ -55,7 +78,7 @@ def _bernoulli_batch(num_arms: int, size: int = 64):
     return make
 
 
-def _feature_batch(num_features: int, num_active: int = 4, size: int = 64):
+def _feature_batch(num_features: int, num_active: int = 3, size: int = BATCH):
     def make(key):
         id_key, click_key = jax.random.split(key)
         ids = jax.random.randint(id_key, (size, num_active), 0, num_features)
@@ -64,7 +87,7 @@ def _feature_batch(num_features: int, num_active: int = 4, size: int = 64):
     return make
 
 
-def _layout_batch(space, size: int = 32):
+def _layout_batch(space, size: int = BATCH):
     def make(key):
         keys = jax.random.split(key, space.num_components + 1)
         layouts = jnp.stack(
@@ -79,33 +102,36 @@ def _layout_batch(space, size: int = 32):
     return make
 
 
-_CANDIDATES = jax.random.randint(jax.random.key(99), (200, 4), 0, 50)
+_CANDIDATES = jax.random.randint(jax.random.key(99), (NUM_ROWS, 3), 0, NUM_FEATURES)
 _SPACE = design.layout_space((3, 4, 2))
 
 CASES = [
     PolicyCase(
         "beta_bernoulli",
         lambda: beta_bernoulli(1.0, 1.0),
-        lambda policy: policy.init(300),
-        _bernoulli_batch(300),
-        num_rows=300,
+        lambda policy: policy.init(NUM_ARMS),
+        _bernoulli_batch(NUM_ARMS),
+        num_rows=NUM_ARMS,
     ),
     PolicyCase(
         "beta_bernoulli_approximate",
         lambda: beta_bernoulli(2.0, 20.0, approximate=True),
-        lambda policy: policy.init(300),
-        _bernoulli_batch(300),
-        num_rows=300,
+        lambda policy: policy.init(NUM_ARMS),
+        _bernoulli_batch(NUM_ARMS),
+        num_rows=NUM_ARMS,
     ),
     *(
         PolicyCase(
             f"probit_{rule}",
-            lambda rule=rule: probit_adf(50, exploration=rule, epsilon=0.2, forgetting=0.1),
+            lambda rule=rule: probit_adf(
+                NUM_FEATURES, exploration=rule, epsilon=0.2, forgetting=0.1
+            ),
             lambda policy: policy.init(),
-            _feature_batch(50),
+            _feature_batch(NUM_FEATURES),
             _CANDIDATES,
             draws_scores=rule == "thompson",
-            num_rows=200,
+            num_rows=NUM_ROWS,
+            eager_update=rule == "thompson",
         )
         for rule in RULES
     ),
@@ -113,14 +139,15 @@ CASES = [
         PolicyCase(
             f"logistic_{covariance}_{rule}",
             lambda rule=rule, covariance=covariance: logistic_laplace(
-                50, covariance=covariance, exploration=rule, epsilon=0.2
+                NUM_FEATURES, covariance=covariance, exploration=rule, epsilon=0.2
             ),
             lambda policy: policy.init(),
-            _feature_batch(50, size=16),
+            _feature_batch(NUM_FEATURES),
             _CANDIDATES,
             draws_scores=rule == "thompson",
-            num_rows=200,
+            num_rows=NUM_ROWS,
             atol=1e-4 if covariance == "full" else 1e-6,
+            eager_update=rule == "thompson",
         )
         for covariance in ("diagonal", "full")
         for rule in RULES
@@ -147,17 +174,42 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=CASES, ids=lambda case: case.name)
+class Built(NamedTuple):
+    """One case's policy and jitted functions, built once and shared by its tests."""
+
+    policy: Any
+    replicas: list  # states trained from seeds 0, 1, 2 (two update batches each)
+    sample: Callable  # jax.jit of case.sample (k static, optional availability mask)
+    update: Callable  # jax.jit of policy.update
+    traces: Counter  # how often sample and update were traced
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda case: case.name)
 def case(request):
     return request.param
 
 
-def trained_state(case, seed=0, steps=3):
+@pytest.fixture(scope="module")
+def built(case):
     policy = case.make_policy()
-    state = case.init(policy)
-    for step in range(steps):
-        state = policy.update(state, *case.make_batch(jax.random.key(seed * 100 + step)))
-    return policy, state
+    traces = Counter()
+
+    def counted(name, fn):
+        def traced(*args):
+            traces[name] += 1
+            return fn(*args)
+
+        return traced
+
+    sample = jax.jit(counted("sample", partial(case.sample, policy)), static_argnums=2)
+    update = jax.jit(counted("update", policy.update))
+    replicas = []
+    for seed in range(3):
+        state = case.init(policy)
+        for step in range(2):
+            state = update(state, *case.make_batch(jax.random.key(seed * 100 + step)))
+        replicas.append(state)
+    return Built(policy, replicas, sample, update, traces)
 
 
 def assert_trees_close(a, b, atol=1e-6):
@@ -170,85 +222,90 @@ def assert_trees_close(a, b, atol=1e-6):
             np.testing.assert_allclose(x, y, rtol=1e-5, atol=atol)
 
 
-def test_jit_equals_no_jit(case):
-    policy, state = trained_state(case)
+def _mask(case):
+    return jnp.arange(case.num_rows) % 3 == 0  # every third row available
+
+
+def test_jit_equals_no_jit(case, built):
+    """Eager (``disable_jit``) sample, masked sample, update and predict equal the jitted ones."""
+    policy, state = built.policy, built.replicas[0]
     key = jax.random.key(1)
+    batch = case.make_batch(key)
     with jax.disable_jit():
-        eager = case.sample(policy, key, state, 4)
-        eager_state = policy.update(state, *case.make_batch(key))
-    jitted = jax.jit(partial(case.sample, policy), static_argnums=2)(key, state, 4)
-    jitted_state = jax.jit(policy.update)(state, *case.make_batch(key))
-    assert_trees_close(eager, jitted)
-    assert_trees_close(eager_state, jitted_state, case.atol)
+        eager = case.sample(policy, key, state, K)
+    assert_trees_close(eager, built.sample(key, state, K))
+    if case.num_rows:
+        with jax.disable_jit():
+            eager = case.sample(policy, key, state, K, _mask(case))
+        assert_trees_close(eager, built.sample(key, state, K, _mask(case)))
+    if case.eager_update:
+        with jax.disable_jit():
+            eager_state = policy.update(state, *batch)
+        chex.assert_trees_all_equal_shapes_and_dtypes(eager_state, state)
+        assert_trees_close(eager_state, built.update(state, *batch), case.atol)
     if case.candidates is not None:
         with jax.disable_jit():
             eager_predict = policy.predict(state, case.candidates)
         assert_trees_close(eager_predict, jax.jit(policy.predict)(state, case.candidates))
 
 
-def test_vmap_over_replicates_equals_loop(case):
-    replicas = [trained_state(case, seed=s)[1] for s in range(3)]
-    policy = case.make_policy()
+def test_vmap_over_replicates_equals_loop(case, built):
+    policy, replicas = built.policy, built.replicas
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *replicas)
-    keys = jax.random.split(jax.random.key(5), 3)
-    batched = jax.vmap(lambda key, state: case.sample(policy, key, state, 2))(keys, stacked)
+    keys = jax.random.split(jax.random.key(5), len(replicas))
+    batched = jax.vmap(lambda key, state: case.sample(policy, key, state, K))(keys, stacked)
     for i, state in enumerate(replicas):
-        one = case.sample(policy, keys[i], state, 2)
+        one = built.sample(keys[i], state, K)
         assert_trees_close(one, jax.tree.map(lambda x, i=i: x[i], batched))
-    updates = [case.make_batch(jax.random.key(40 + i)) for i in range(3)]
+    updates = [case.make_batch(jax.random.key(40 + i)) for i in range(len(replicas))]
     stacked_updates = jax.tree.map(lambda *xs: jnp.stack(xs), *updates)
     new = jax.vmap(policy.update)(stacked, *stacked_updates)
     for i, state in enumerate(replicas):
-        one = policy.update(state, *updates[i])
+        one = built.update(state, *updates[i])
         assert_trees_close(one, jax.tree.map(lambda x, i=i: x[i], new))
 
 
-def test_state_tree_is_stable(case):
-    policy, state = trained_state(case)
-    new = policy.update(state, *case.make_batch(jax.random.key(9)))
+def test_state_tree_is_stable(case, built):
+    state = built.replicas[0]
+    new = built.update(state, *case.make_batch(jax.random.key(9)))
     assert jax.tree.structure(new) == jax.tree.structure(state)
     chex.assert_trees_all_equal_shapes_and_dtypes(new, state)
 
 
-def test_no_retrace_across_calls(case):
-    policy, state = trained_state(case)
-    chex.clear_trace_counter()
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(key, state):
-        batch_key, sample_key = jax.random.split(key)
-        selection = case.sample(policy, sample_key, state, 3)
-        return policy.update(state, *case.make_batch(batch_key)), selection
-
-    for i in range(4):
-        state, _ = step(jax.random.key(i), state)
+def test_no_retrace_across_calls(case, built):
+    """Jitted sample and update with new keys and the states update returns: traced once."""
+    state = built.replicas[0]
+    built.sample(jax.random.key(0), state, K)
+    built.update(state, *case.make_batch(jax.random.key(0)))
+    traced = dict(built.traces)
+    for i in range(1, 4):
+        state = built.update(state, *case.make_batch(jax.random.key(i)))
+        built.sample(jax.random.key(i), state, K)
+    assert dict(built.traces) == traced
 
 
-def test_same_key_same_output_and_new_key_new_output(case):
-    policy, state = trained_state(case)
-    first = case.sample(policy, jax.random.key(3), state, 5)
-    again = case.sample(policy, jax.random.key(3), state, 5)
-    other = case.sample(policy, jax.random.key(4), state, 5)
+def test_same_key_same_output_and_new_key_new_output(case, built):
+    state = built.replicas[0]
+    first = built.sample(jax.random.key(3), state, K)
+    again = built.sample(jax.random.key(3), state, K)
+    other = built.sample(jax.random.key(4), state, K)
     chex.assert_trees_all_equal(first, again)
     if case.draws_scores:
         drawn = lambda output: np.asarray(output if case.layout else output.scores)
         assert not np.array_equal(drawn(first), drawn(other))
 
 
-def test_unavailable_candidates_are_never_chosen(case):
-    """A mask of every third row: eager and jitted choices are available rows only, and equal;
-    a concrete mask with fewer than ``k`` available rows is refused, naming ``available``."""
+def test_unavailable_candidates_are_never_chosen(case, built):
+    """A mask of every third row: jitted choices are distinct available rows (the eager ones
+    equal them: ``test_jit_equals_no_jit``); a concrete mask with fewer than ``k`` available
+    rows is refused, naming ``available``."""
     if not case.num_rows:
         pytest.skip("the policy takes no availability mask")
-    policy, state = trained_state(case)
-    available = jnp.arange(case.num_rows) % 3 == 0
-    sample = jax.jit(partial(case.sample, policy), static_argnums=2)
+    policy, state = built.policy, built.replicas[0]
+    available = _mask(case)
     for seed in range(5):
-        key = jax.random.key(seed)
-        chosen = sample(key, state, 6, available)
+        chosen = built.sample(jax.random.key(seed), state, K, available)
         assert np.all(np.asarray(available)[np.asarray(chosen.arms)])
-        assert len(set(np.asarray(chosen.arms).tolist())) == 6
-        assert_trees_close(chosen, case.sample(policy, key, state, 6, available))
-    with pytest.raises(ValueError, match="^available: expected at least k = 3"):
-        case.sample(policy, jax.random.key(0), state, 3, jnp.arange(case.num_rows) < 2)
+        assert len(set(np.asarray(chosen.arms).tolist())) == K
+    with pytest.raises(ValueError, match=f"^available: expected at least k = {K}"):
+        case.sample(policy, jax.random.key(0), state, K, jnp.arange(case.num_rows) < K - 1)
