@@ -65,6 +65,7 @@ close to ours here; the difference is reported, not assumed.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -263,14 +264,24 @@ def run(key: PRNGKey, config: Config) -> Results:
             author_fit = fit._replace(anchor_q=anchor_fit, reward=reward_fit)
             author_result = _evaluate(author, author_fit, data, test, config)
     true_loglik = jnp.mean(jnp.take_along_axis(test.log_probs, test.actions[:, None], 1))
-    su_judd = _su_judd(key_bus, config) if config.su_judd_datasets else None
-    return Results(
+    results = Results(
         jax.tree.map(lambda *x: jnp.stack(x), *ours),
         author_result,
         true_loglik,
         table.q_replace,
-        su_judd,
+        _su_judd_pqr(key_bus, config) if config.su_judd_datasets else None,
     )
+    if results.su_judd is None:
+        return results
+    # NFXP starts only once every float32 fit above has finished: its inputs pass through one
+    # barrier with all the other results. XLA's CPU runtime runs independent branches of the
+    # program at once, and jaxlib's LAPACK kernels (the fits' least squares, NFXP's linear
+    # solves) fan their batches out into the same 2-thread pool they run on and block on it:
+    # with NFXP's solves beside the fits, both threads ended up waiting (a hang seen in the
+    # main job on 2 cores). Run after the barrier, NFXP meets no other LAPACK call.
+    results = jax.lax.optimization_barrier(results)
+    nfxp_params = jax.lax.map(partial(_nfxp_fit, design=config.bus_design), results.su_judd.panels)
+    return results._replace(su_judd=results.su_judd._replace(nfxp_params=nfxp_params))
 
 
 def _panel_rows(panels: ChoiceData, design: BusEngineDesign):
@@ -280,10 +291,10 @@ def _panel_rows(panels: ChoiceData, design: BusEngineDesign):
     return x, d, jnp.minimum(jnp.where(d == 1, 0, x) + j, design.num_states - 1)
 
 
-def _su_judd(key: PRNGKey, config: Config) -> SuJuddResults:
-    """Deep PQR (1-D mileage feature, linear reward head, anchor = replace with reward 0) and
-    NFXP (float64, one panel after the other) on simulated Su–Judd panels (float32 shocks and
-    model)."""
+def _su_judd_pqr(key: PRNGKey, config: Config) -> SuJuddResults:
+    """Deep PQR (1-D mileage feature, linear reward head, anchor = replace with reward 0) on
+    simulated Su–Judd panels (float32 shocks and model); ``nfxp_params`` is left empty (NaN) for
+    :func:`run` to fill with :func:`_nfxp_fit` once every other fit is done."""
     design = config.bus_design
     model = deep_pqr(config.bus_model_config, 1, 2)
     key_panels, key_fits = jax.random.split(key)
@@ -298,20 +309,23 @@ def _su_judd(key: PRNGKey, config: Config) -> SuJuddResults:
         slope, intercept = fit.reward.params.weights[0, 0], fit.reward.params.intercept[0]
         return jnp.stack([slope, intercept]), jnp.sum(d).astype(jnp.float32)
 
-    def nfxp_one(panel):
-        fit = nfxp.estimate_bus(
-            panel,
-            num_states=design.num_states,
-            discount=design.discount,
-            num_increments=len(design.increment_probs),
-            initial_params=jnp.asarray((5.0, 1.0), jnp.float64),
-        )
-        return fit.params
-
     pqr_keep, replacements = jax.vmap(pqr_one)(
         jax.random.split(key_fits, config.su_judd_datasets), panels
     )
-    return SuJuddResults(pqr_keep, jax.lax.map(nfxp_one, panels), panels, replacements)
+    not_fitted = jnp.full((config.su_judd_datasets, 2), jnp.nan, jnp.float64)
+    return SuJuddResults(pqr_keep, not_fitted, panels, replacements)
+
+
+def _nfxp_fit(panel: ChoiceData, design: BusEngineDesign) -> jax.Array:
+    """NFXP's ``(RC, theta_11)`` on one Su–Judd panel, in float64 (the experiment's precision)."""
+    fit = nfxp.estimate_bus(
+        panel,
+        num_states=design.num_states,
+        discount=design.discount,
+        num_increments=len(design.increment_probs),
+        initial_params=jnp.asarray((5.0, 1.0), jnp.float64),
+    )
+    return fit.params
 
 
 def summarize(results: Results, config: Config) -> dict[str, float]:
