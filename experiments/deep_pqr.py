@@ -33,8 +33,8 @@ Su–Judd part (Su and Judd 2012's design of Rust 1987's bus; ``su_judd_datasets
 seed of the design of
 :mod:`prime_science.sim.bus_engine`: 50 buses x 120 months, ``beta = 0.975``): Deep PQR with the
 mileage bin ``x`` as a 1-D feature, anchor = replace with reward 0 and the linear reward head,
-against NFXP (:func:`prime_science.choice.nfxp.estimate_bus`, in float64) on the same panels,
-fitted inside ``run``. With the replace reward
+against NFXP (:func:`prime_science.choice.nfxp.estimate_bus`, float64, run on the host by
+:func:`nfxp_estimates` from ``summarize``/``plot``) on the same panels. With the replace reward
 normalised to 0 the truth is the keep-minus-replace utility ``RC - 0.001 theta11 x``; NFXP's
 estimate of it is ``RC_hat - 0.001 theta11_hat x``.
 Metrics: ``su_judd_{pqr,nfxp}_{slope_x1000,intercept,rmse}`` (RMSE over the panel's rows
@@ -46,17 +46,6 @@ are never seen). These are reported, not gated: with ~43 replacements per panel
 the per-panel s.d. of the PQR - NFXP intercept gap is about 1.2, so a fixed threshold on a few
 panels per seed would test noise.
 
-Precision: ``Config.precision = "float64"``, so the runner traces ``run`` with x64 enabled and
-NFXP runs in float64; everything else is kept in float32 explicitly (the SAmQ table, the
-simulated states, the Su–Judd panels' model and shocks, the networks), as before the experiment
-declared its precision: the data are the same bits. The trained networks are not: under x64
-Optax computes AMSGrad's bias correction ``1 - b^t`` in float64 (a Python float ``b`` against the
-int32 step count) before rounding it to float32, a last-bit difference per step that compounds
-over the epochs and can move early stopping (quick config, 2 seeds, measured 2026-12-06: most
-metrics moved by a small fraction of their standard error; at 20,000 transitions the anchor-Q
-step stopped earlier, 8 epochs instead of 12.5 on average, and ``slope_error_largest`` went from
-0.036 to 0.027, s.e. 0.009; every target passed before and after).
-
 In this environment the anchor's next state is independent of ``s`` (replace resets the only
 relevant coordinate; the noise is redrawn), so ``Q_A`` is a constant and the residual-gradient
 bias (``Var g(s')`` under the anchor transition) is small: the author variant is expected to be
@@ -65,7 +54,7 @@ close to ours here; the difference is reported, not assumed.
 
 from __future__ import annotations
 
-from functools import partial
+import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,6 +82,7 @@ __all__ = [
     "SizeResults",
     "SuJuddResults",
     "Results",
+    "nfxp_estimates",
     "run",
     "summarize",
     "targets",
@@ -118,7 +108,6 @@ class Config(NamedTuple):
       pqr: Deep PQR settings (``discount`` and ``alpha`` are taken from ``env``: known).
       su_judd_datasets: simulated Su–Judd panels per seed (0: skip that part).
       bus_design: the Su–Judd design (``beta = 0.975``, 50 buses x 120 months).
-      precision: ``"float64"``, for NFXP (the runner enables x64; the rest is float32).
     """
 
     sample_sizes: tuple[int, ...] = (1_000, 5_000, 20_000)
@@ -129,7 +118,6 @@ class Config(NamedTuple):
     pqr: DeepPQRConfig = DeepPQRConfig()
     su_judd_datasets: int = 2
     bus_design: BusEngineDesign = SU_JUDD
-    precision: str = "float64"
 
     @classmethod
     def quick(cls) -> Config:
@@ -186,13 +174,12 @@ class SuJuddResults(NamedTuple):
     Attributes:
       pqr_keep: ``float[D, 2]`` Deep PQR's linear keep reward (slope per bin, intercept), the
         anchor (replace) reward being 0.
-      nfxp_params: ``float64[D, 2]`` NFXP's ``(RC, theta11)`` on the same panels.
-      panels: the simulated panels (:class:`ChoiceData` of ``int32[D, n]``).
+      panels: the simulated panels (:class:`ChoiceData` of ``int32[D, n]``), for NFXP
+        (:func:`nfxp_estimates`, on the host in float64).
       replacements: ``float[D]`` replacements in the panel's rows.
     """
 
     pqr_keep: jax.Array
-    nfxp_params: jax.Array
     panels: ChoiceData
     replacements: jax.Array
 
@@ -240,7 +227,7 @@ def run(key: PRNGKey, config: Config) -> Results:
         if n % config.steps_per_agent:
             fail("config.sample_sizes", "multiples of steps_per_agent", config.sample_sizes)
     env = config.env
-    table = samq_bus.soft_q_table(env, jnp.float32)
+    table = samq_bus.soft_q_table(env)
     model = deep_pqr(config.model_config, env.num_features, 2)
     author = deep_pqr(config.model_config._replace(detach_target=False), env.num_features, 2)
     key_test, key_bus, *keys = jax.random.split(key, 2 + len(config.sample_sizes))
@@ -264,24 +251,51 @@ def run(key: PRNGKey, config: Config) -> Results:
             author_fit = fit._replace(anchor_q=anchor_fit, reward=reward_fit)
             author_result = _evaluate(author, author_fit, data, test, config)
     true_loglik = jnp.mean(jnp.take_along_axis(test.log_probs, test.actions[:, None], 1))
-    results = Results(
+    su_judd = _su_judd(key_bus, config) if config.su_judd_datasets else None
+    return Results(
         jax.tree.map(lambda *x: jnp.stack(x), *ours),
         author_result,
         true_loglik,
         table.q_replace,
-        _su_judd_pqr(key_bus, config) if config.su_judd_datasets else None,
+        su_judd,
     )
-    if results.su_judd is None:
-        return results
-    # NFXP starts only once every float32 fit above has finished: its inputs pass through one
-    # barrier with all the other results. XLA's CPU runtime runs independent branches of the
-    # program at once, and jaxlib's LAPACK kernels (the fits' least squares, NFXP's linear
-    # solves) fan their batches out into the same 2-thread pool they run on and block on it:
-    # with NFXP's solves beside the fits, both threads ended up waiting (a hang seen in the
-    # main job on 2 cores). Run after the barrier, NFXP meets no other LAPACK call.
-    results = jax.lax.optimization_barrier(results)
-    nfxp_params = jax.lax.map(partial(_nfxp_fit, design=config.bus_design), results.su_judd.panels)
-    return results._replace(su_judd=results.su_judd._replace(nfxp_params=nfxp_params))
+
+
+@functools.lru_cache(maxsize=4)
+def _nfxp_fn(design: BusEngineDesign):
+    """Jitted, vmapped float64 NFXP over panels (traced and run inside ``jax.enable_x64``)."""
+
+    def one(state, decision, increment):
+        fit = nfxp.estimate_bus(
+            ChoiceData(state, decision, increment),
+            num_states=design.num_states,
+            discount=design.discount,
+            num_increments=len(design.increment_probs),
+        )
+        return fit.params
+
+    return jax.jit(jax.vmap(one))
+
+
+def nfxp_estimates(panels: ChoiceData, config: Config) -> np.ndarray:
+    """NFXP ``(RC, theta11)`` per panel, ``float64[..., 2]`` for panels with any leading axes.
+
+    Runs on the host, eagerly, in float64 (one vmapped call). It is NOT part of the jitted
+    ``run``, on two counts. A ``jax.pure_callback`` into NFXP from inside ``run`` deadlocked on
+    2 CPU cores while the Deep PQR loops of the same program were running. And with ``run``
+    traced in float64 (``Config.precision``) and NFXP inside it, even behind an
+    ``optimization_barrier``, the main job hung on 2 cores in both of two tries: gdb showed
+    both threads of XLA's CPU pool inside jaxlib's batched LAPACK SVD (the fits' least
+    squares), each waiting in ``ParallelBatchMap`` for work queued to that same pool. So
+    ``run`` stays in float32, the precision that has never hung, and :func:`summarize` and
+    :func:`plot` call this on the panels that ``run`` returns.
+    """
+    state = np.asarray(panels.state)
+    leading = state.shape[:-1]
+    flat = [np.reshape(np.asarray(x), (-1, x.shape[-1])) for x in panels]
+    with jax.enable_x64(True):
+        params = np.asarray(jax.device_get(_nfxp_fn(config.bus_design)(*flat)), np.float64)
+    return params.reshape(*leading, 2)
 
 
 def _panel_rows(panels: ChoiceData, design: BusEngineDesign):
@@ -291,14 +305,13 @@ def _panel_rows(panels: ChoiceData, design: BusEngineDesign):
     return x, d, jnp.minimum(jnp.where(d == 1, 0, x) + j, design.num_states - 1)
 
 
-def _su_judd_pqr(key: PRNGKey, config: Config) -> SuJuddResults:
+def _su_judd(key: PRNGKey, config: Config) -> SuJuddResults:
     """Deep PQR (1-D mileage feature, linear reward head, anchor = replace with reward 0) on
-    simulated Su–Judd panels (float32 shocks and model); ``nfxp_params`` is left empty (NaN) for
-    :func:`run` to fill with :func:`_nfxp_fit` once every other fit is done."""
+    simulated Su–Judd panels; NFXP runs later on the returned panels (:func:`nfxp_estimates`)."""
     design = config.bus_design
     model = deep_pqr(config.bus_model_config, 1, 2)
     key_panels, key_fits = jax.random.split(key)
-    panels = jax.vmap(lambda k: simulate_bus_panel(k, design, jnp.float32))(
+    panels = jax.vmap(lambda k: simulate_bus_panel(k, design))(
         jax.random.split(key_panels, config.su_judd_datasets)
     )  # ChoiceData of [D, n]
 
@@ -312,20 +325,7 @@ def _su_judd_pqr(key: PRNGKey, config: Config) -> SuJuddResults:
     pqr_keep, replacements = jax.vmap(pqr_one)(
         jax.random.split(key_fits, config.su_judd_datasets), panels
     )
-    not_fitted = jnp.full((config.su_judd_datasets, 2), jnp.nan, jnp.float64)
-    return SuJuddResults(pqr_keep, not_fitted, panels, replacements)
-
-
-def _nfxp_fit(panel: ChoiceData, design: BusEngineDesign) -> jax.Array:
-    """NFXP's ``(RC, theta_11)`` on one Su–Judd panel, in float64 (the experiment's precision)."""
-    fit = nfxp.estimate_bus(
-        panel,
-        num_states=design.num_states,
-        discount=design.discount,
-        num_increments=len(design.increment_probs),
-        initial_params=jnp.asarray((5.0, 1.0), jnp.float64),
-    )
-    return fit.params
+    return SuJuddResults(pqr_keep, panels, replacements)
 
 
 def summarize(results: Results, config: Config) -> dict[str, float]:
@@ -365,7 +365,7 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     if results.su_judd is not None:
         bus, design = results.su_judd, config.bus_design
         pqr = np.asarray(bus.pqr_keep, np.float64)
-        nfxp_params = np.asarray(bus.nfxp_params, np.float64)
+        nfxp_params = nfxp_estimates(bus.panels, config)
         nfxp_keep = np.stack([-0.001 * nfxp_params[:, 1], nfxp_params[:, 0]], axis=1)
         mileage = np.asarray(_panel_rows(bus.panels, design)[0], np.float64)  # [D, rows]
         truth = design.replacement_cost - 0.001 * design.theta11 * mileage
@@ -572,7 +572,7 @@ def plot(results: Results, config: Config, out_dir: Path) -> list[Path]:
     if results.su_judd is not None:
         bus, design = results.su_judd, config.bus_design
         pqr = np.asarray(bus.pqr_keep, np.float64).reshape(-1, 2)
-        nfxp_params = np.asarray(bus.nfxp_params, np.float64).reshape(-1, 2)
+        nfxp_params = nfxp_estimates(bus.panels, config).reshape(-1, 2)
         figure = Figure(figsize=(9.6, 3.8), layout="constrained")
         axes = figure.subplots(1, 2)
         for ax, nfxp_values, pqr_values, truth, label in (
