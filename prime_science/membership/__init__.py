@@ -1,0 +1,1 @@
+"""Prime membership dynamics: the structural model, its estimators, counterfactuals and retention."""
