@@ -1,1 +1,2 @@
-"""Prime membership dynamics: the structural model, its estimators, counterfactuals and retention."""
+"""Prime membership dynamics: the structural model, its estimators, counterfactuals and
+retention."""
