@@ -42,8 +42,12 @@ def fail(name: str, expected: str, got: Any) -> None:
 
 
 def is_concrete(x: Any) -> bool:
-    """True when ``x`` holds values we can inspect (not a tracer inside a transform)."""
-    return not isinstance(x, jax.core.Tracer)
+    """True when ``x`` holds values this process can inspect: not a tracer inside a transform,
+    and not a global array with shards on other processes' devices (a multi-process job checks
+    such inputs where they are built, on each process's own shards)."""
+    if isinstance(x, jax.core.Tracer):
+        return False
+    return bool(getattr(x, "is_fully_addressable", True))
 
 
 def check_rank(name: str, x: Any, rank: int) -> None:
