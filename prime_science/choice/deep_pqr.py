@@ -9,7 +9,10 @@ The anchor action ``a_A`` has a KNOWN reward ``r_A`` (a constant, 0 by default).
     Q(s,a) = Q_A(s) + alpha [log pi(a|s) - log pi(a_A|s)]
     r(s,a) = Q(s,a) - beta E_{s'|s,a}[ Q_A(s') - alpha log pi(a_A | s') ]
 
-Estimation (P -> Q -> R) from transitions ``(s_i, a_i, s'_i)``:
+Estimation (P -> Q -> R) from transitions ``(s_i, a_i, s'_i)``, optionally with a discount
+``beta_i`` per row (a semi-Markov action that lasts ``k`` periods, such as an annual plan whose
+next choice comes 12 months later, has ``beta_i = beta^k``; ``beta_i = beta`` by default and
+below wherever ``beta`` multiplies a next-state term of row ``i``):
 
 * P-step: logits ``f_theta(s)`` (an MLP) by cross-entropy; ``pi_hat = softmax(f)``.
 * Q-step: ``g_phi(s)`` on ANCHOR transitions only, by fitted fixed-point iteration: per epoch the
@@ -212,12 +215,13 @@ class DeepPQRFit(NamedTuple):
 class DeepPQR(NamedTuple):
     """Deep PQR as pure functions (built by :func:`deep_pqr`; static config in the closure).
 
-    ``fit(key, states, actions, next_states) -> DeepPQRFit`` runs all three steps; the steps are
-    exposed too (``fit_policy``, ``fit_anchor_q``, ``fit_reward``) so that variants can share a
-    P-step. Evaluation: ``log_policy(fit, states) -> [m, A]``, ``anchor_q(fit, states) -> [m]``,
-    ``q_values(fit, states) -> [m, A]``, ``reward(fit, states) -> [m, A]``. A ``key`` must be
-    one PRNG key (``jax.random.key``, or a legacy ``uint32[2]``) and evaluation ``states``
-    ``[m, num_features]``; otherwise :class:`~prime_science.core.errors.InvalidArgumentError`.
+    ``fit(key, states, actions, next_states, discounts=None) -> DeepPQRFit`` runs all three
+    steps; the steps are exposed too (``fit_policy``, ``fit_anchor_q``, ``fit_reward``) so that
+    variants can share a P-step. Evaluation: ``log_policy(fit, states) -> [m, A]``,
+    ``anchor_q(fit, states) -> [m]``, ``q_values(fit, states) -> [m, A]``,
+    ``reward(fit, states) -> [m, A]``. A ``key`` must be one PRNG key (``jax.random.key``, or a
+    legacy ``uint32[2]``) and evaluation ``states`` ``[m, num_features]``; otherwise
+    :class:`~prime_science.core.errors.InvalidArgumentError`.
     """
 
     fit: Callable[..., DeepPQRFit]
@@ -241,6 +245,7 @@ class _Data(NamedTuple):
     train: jax.Array  # int32[n_train] row ids
     holdout: jax.Array  # int32[n_holdout] row ids
     is_holdout: jax.Array
+    discounts: jax.Array | None = None  # float[n] per-row beta_i, or None: beta everywhere
 
 
 def _check_config(config: DeepPQRConfig, num_features: int, num_actions: int) -> None:
@@ -304,6 +309,18 @@ def _check_rows(states, actions, next_states, num_features, num_actions, config)
             )
         if not np.any(values == config.anchor):
             fail("actions", f"at least one anchor transition (action {config.anchor})", "none")
+
+
+def _check_discounts(discounts, num_rows: int) -> None:
+    """Per-row discounts: ``float[num_rows]`` in ``[0, 1)``."""
+    check_rank("discounts", discounts, 1)
+    check_dtype_kind("discounts", discounts, "f", "a float array")
+    if np.shape(discounts)[0] != num_rows:
+        fail("discounts", f"one per row of states ({num_rows})", f"length {np.shape(discounts)[0]}")
+    if is_concrete(discounts):
+        values = np.asarray(discounts)
+        if not (np.all(np.isfinite(values)) and values.min() >= 0.0 and values.max() < 1.0):
+            fail("discounts", "values in [0, 1)", f"range [{values.min()}, {values.max()}]")
 
 
 def _check_eval_states(states, num_features: int) -> None:
@@ -403,10 +420,13 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
     def anchor_q_of(params, standardizer, states):
         return nnx.merge(q_def, params)(inputs(standardizer, states))[..., 0]
 
-    def prepare(key, states, actions, next_states) -> _Data:
-        """Validate (eagerly, when concrete) and split the rows."""
+    def prepare(key, states, actions, next_states, discounts=None) -> _Data:
+        """Validate (eagerly, when concrete) and split the rows; ``discounts`` (``float[n]``,
+        optional) are the per-row ``beta_i``."""
         check_key("key", key)
         _check_rows(states, actions, next_states, num_features, num_actions, config)
+        if discounts is not None:
+            _check_discounts(discounts, np.shape(states)[0])
         states = jnp.asarray(states)
         next_states = jnp.asarray(next_states, states.dtype)
         actions = jnp.asarray(actions, jnp.int32)
@@ -418,7 +438,14 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         scale = jnp.maximum(states[train].std(0), 1e-6)
         is_holdout = jnp.zeros(n, bool).at[holdout].set(True)
         return _Data(
-            states, actions, next_states, Standardizer(shift, scale), train, holdout, is_holdout
+            states,
+            actions,
+            next_states,
+            Standardizer(shift, scale),
+            train,
+            holdout,
+            is_holdout,
+            None if discounts is None else jnp.asarray(discounts, states.dtype),
         )
 
     def fit_policy(key, data: _Data) -> PolicyFit:
@@ -458,23 +485,31 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         log_anchor_next = next_anchor_term(policy, data)
         weight = (data.actions == anchor).astype(data.states.dtype)
 
-        def residual_loss(params, target_params, s, s_next, log_next, w):
+        def residual_loss(params, target_params, s, s_next, log_next, w, discount=beta):
             target_params = jax.lax.stop_gradient(target_params) if config.detach_target else params
             q_next = anchor_q_of(target_params, data.standardizer, s_next)
-            target = config.anchor_reward + beta * (q_next - log_next)
+            target = config.anchor_reward + discount * (q_next - log_next)
             if config.detach_target:
                 target = jax.lax.stop_gradient(target)
             error = anchor_q_of(params, data.standardizer, s) - target
             return jnp.sum(w * error**2) / jnp.maximum(jnp.sum(w), 1.0)
 
         def pick(ids):
-            return (data.states[ids], data.next_states[ids], log_anchor_next[ids], weight[ids])
+            rows = (data.states[ids], data.next_states[ids], log_anchor_next[ids], weight[ids])
+            return rows if data.discounts is None else rows + (data.discounts[ids],)
 
         # Warm start: the output bias is the fixed point among CONSTANT functions,
-        # c = (r_A - beta mean_anchor[alpha log pi_hat(a_A|s')]) / (1 - beta); Adam's small
-        # steps would otherwise need thousands of updates just to reach the level of Q_A.
-        mean_log_next = jnp.sum(weight * log_anchor_next) / jnp.maximum(jnp.sum(weight), 1.0)
-        level = (config.anchor_reward - beta * mean_log_next) / (1.0 - beta)
+        # c = (r_A - beta mean_anchor[alpha log pi_hat(a_A|s')]) / (1 - beta) (with per-row
+        # discounts: their anchor-row means); Adam's small steps would otherwise need thousands
+        # of updates just to reach the level of Q_A.
+        anchor_rows = jnp.maximum(jnp.sum(weight), 1.0)
+        if data.discounts is None:
+            mean_log_next = jnp.sum(weight * log_anchor_next) / anchor_rows
+            level = (config.anchor_reward - beta * mean_log_next) / (1.0 - beta)
+        else:
+            mean_discounted = jnp.sum(weight * data.discounts * log_anchor_next) / anchor_rows
+            mean_discount = jnp.sum(weight * data.discounts) / anchor_rows
+            level = (config.anchor_reward - mean_discounted) / (1.0 - mean_discount)
         params = init(key_init, 1, data.states.dtype)
         bias = params["out"]["bias"]
         bias[...] = jnp.full((1,), level, bias[...].dtype)
@@ -498,7 +533,8 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
             taken - logits[:, anchor]
         )
         q_next = anchor_q_of(anchor_fit.params, data.standardizer, data.next_states)
-        return q_hat - beta * (q_next - next_anchor_term(policy, data))
+        discount = beta if data.discounts is None else data.discounts
+        return q_hat - discount * (q_next - next_anchor_term(policy, data))
 
     def fit_reward(key, data: _Data, policy: PolicyFit, anchor_fit: AnchorQFit) -> RewardFit:
         """R-step: least squares of ``z`` on ``(s, a)`` (linear head: closed form)."""
@@ -539,11 +575,12 @@ def deep_pqr(config: DeepPQRConfig, num_features: int, num_actions: int) -> Deep
         )
         return RewardFit(params, z, loss, epochs)
 
-    def fit(key, states, actions, next_states) -> DeepPQRFit:
-        """All three steps (pure; ``jit``/``vmap`` over ``key`` and the rows)."""
+    def fit(key, states, actions, next_states, discounts=None) -> DeepPQRFit:
+        """All three steps (pure; ``jit``/``vmap`` over ``key`` and the rows); ``discounts``
+        (``float[n]``, optional): the per-row ``beta_i`` (module docstring)."""
         check_key("key", key)
         key_split, key_p, key_q, key_r = jax.random.split(key, 4)
-        data = prepare(key_split, states, actions, next_states)
+        data = prepare(key_split, states, actions, next_states, discounts)
         policy = fit_policy(key_p, data)
         anchor_fit = fit_anchor_q(key_q, data, policy)
         reward_fit = fit_reward(key_r, data, policy, anchor_fit)

@@ -76,6 +76,7 @@ __all__ = [
     "fit_beta_bernoulli",
     "obd_feature_spec",
     "encode_pairs",
+    "click_model",
     "fit_click_model",
     "click_action_distribution",
     "fold_ids",
@@ -232,6 +233,28 @@ class ClickModel(NamedTuple):
     state: Any
 
 
+def click_model(
+    kind: str, spec: features.FeatureSpec, prior_ctr: float, prior_variance: float = 0.05
+) -> ClickModel:
+    """The click model ``kind`` (one of :data:`REWARD_MODELS`, Thompson sampling as its rule)
+    at its prior: every weight ``N(0, prior_variance)`` except the intercept, whose prior mean
+    makes the prior predictive click probability ``prior_ctr`` (module docstring)."""
+    if kind not in REWARD_MODELS:
+        errors.fail("kind", f"one of {REWARD_MODELS}", repr(kind))
+    if not 0.0 < prior_ctr < 1.0:
+        errors.fail("prior_ctr", "a probability in (0, 1)", prior_ctr)
+    spread = spec.num_active * prior_variance
+    if kind == "probit":
+        intercept = float(ndtri(prior_ctr)) * np.sqrt(_PROBIT_NOISE**2 + spread)
+    else:
+        intercept = float(logit(prior_ctr)) * np.sqrt(1.0 + np.pi * spread / 8.0)
+    prior_mean = np.zeros(spec.num_features, np.float32)
+    prior_mean[spec.offsets[0]] = intercept
+    make = probit_adf if kind == "probit" else logistic_laplace
+    policy = make(spec.num_features, prior_mean=prior_mean, prior_variance=prior_variance)
+    return ClickModel(policy, policy.init())
+
+
 def fit_click_model(
     kind: str,
     spec: features.FeatureSpec,
@@ -239,24 +262,12 @@ def fit_click_model(
     clicks: Any,
     prior_variance: float = 0.05,
 ) -> ClickModel:
-    """Fit ``kind`` (one of :data:`REWARD_MODELS`) on events ``(feature_ids[j], clicks[j])``
-    in order: probit ADF one event at a time, logistic Laplace in batches of 8,192 rows. The
-    intercept's prior mean matches the smoothed CTR (module docstring), every other weight is
-    ``N(0, prior_variance)``; Thompson sampling is the selection rule."""
-    if kind not in REWARD_MODELS:
-        errors.fail("kind", f"one of {REWARD_MODELS}", repr(kind))
+    """:func:`click_model` with ``prior_ctr = (clicks + 1) / (rows + 2)``, fitted on events
+    ``(feature_ids[j], clicks[j])`` in order: probit ADF one event at a time, logistic Laplace
+    in batches of 8,192 rows."""
     clicks = np.asarray(clicks, np.float32)
     ctr = (clicks.sum() + 1.0) / (clicks.size + 2.0)
-    spread = spec.num_active * prior_variance
-    if kind == "probit":
-        intercept = float(ndtri(ctr)) * np.sqrt(_PROBIT_NOISE**2 + spread)
-    else:
-        intercept = float(logit(ctr)) * np.sqrt(1.0 + np.pi * spread / 8.0)
-    prior_mean = np.zeros(spec.num_features, np.float32)
-    prior_mean[spec.offsets[0]] = intercept
-    make = probit_adf if kind == "probit" else logistic_laplace
-    policy = make(spec.num_features, prior_mean=prior_mean, prior_variance=prior_variance)
-    state = policy.init()
+    policy, state = click_model(kind, spec, float(ctr), prior_variance)
     if kind == "probit":
         state = policy.update(state, feature_ids, clicks)
     else:

@@ -331,8 +331,9 @@ def _maximise(negative_log_likelihood, start, num_newton_steps: int, max_step: f
     """``num_newton_steps`` safeguarded Newton steps on ``negative_log_likelihood`` from
     ``start``: the direction ``-V diag(1 / |lambda|) V^T g`` (eigen-decomposition of the Hessian,
     so a saddle or a concave region still gives a descent direction), its length capped at
-    ``max_step``, then the best of the step fractions ``1, 1/2, ..., 1/2^11`` and 0 (the value
-    never rises)."""
+    ``max_step``, then the first of the step fractions ``1, 1/2, ..., 1/2^11, 0`` whose value
+    is no higher than the current one up to rounding (``16 eps |value|``: near the optimum the
+    value's change is below float resolution, so a plain decrease test would stall)."""
     gradient_fn = jax.grad(negative_log_likelihood)
     hessian_fn = jax.hessian(negative_log_likelihood)
     fractions = jnp.concatenate([2.0 ** -jnp.arange(12.0), jnp.zeros(1)]).astype(start.dtype)
@@ -344,8 +345,9 @@ def _maximise(negative_log_likelihood, start, num_newton_steps: int, max_step: f
         direction = -eigenvectors @ ((eigenvectors.T @ gradient_fn(x)) / curvature)
         direction = direction * jnp.minimum(1.0, max_step / jnp.linalg.norm(direction))
         values = jax.vmap(lambda f: negative_log_likelihood(x + f * direction))(fractions)
-        best = jnp.argmin(jnp.where(jnp.isnan(values), jnp.inf, values))
-        return x + fractions[best] * direction, None
+        slack = 16 * jnp.finfo(x.dtype).eps * jnp.abs(values[-1])
+        first = jnp.argmax(values <= values[-1] + slack)
+        return x + fractions[first] * direction, None
 
     x, _ = jax.lax.scan(step, start, None, length=num_newton_steps)
     return x, gradient_fn(x), hessian_fn(x)
