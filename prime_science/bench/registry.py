@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from prime_science.bench import beta_bernoulli_sample, hill_climb, probit_scoring
+from prime_science.bench import beta_bernoulli_sample, hill_climb, ope, probit_scoring
 from prime_science.bench.driver import Suite
 
 __all__ = ["DEFAULT_BATCHES", "SUITES", "SuiteEntry"]
@@ -67,6 +67,12 @@ SUITES: dict[str, SuiteEntry] = {
         accelerator_sizes=(10,),
         batches=(1, 1024),
         counts_items=False,
+    ),
+    ope.NAME: SuiteEntry(
+        ope.ope_suite,
+        ope.CPU_SIZES,  # N = logged rows, B = bootstrap resamples
+        ope.ACCELERATOR_SIZES,
+        batches=ope.BATCHES,
     ),
 }
 """The suites by name, in the order ``--suite all`` runs them."""
