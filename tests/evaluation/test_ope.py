@@ -68,8 +68,14 @@ def test_estimators_match_numpy_oracle(context_free, tau, lam):
     assert tuple(got) == ESTIMATORS
     for name in ESTIMATORS:
         np.testing.assert_allclose(float(got[name]), want[name], rtol=2e-5, err_msg=name)
-        single = policy_value(data, dist, name, model, switch_tau=tau, os_lambda=lam)
-        np.testing.assert_allclose(float(single), want[name], rtol=2e-5, err_msg=name)
+
+
+def test_policy_value_is_one_entry_of_estimate_all():
+    data, dist, model = _problem()
+    every = estimate_all(data, dist, model, switch_tau=2.0, os_lambda=1.5)
+    for name in ESTIMATORS:
+        single = policy_value(data, dist, name, model, switch_tau=2.0, os_lambda=1.5)
+        np.testing.assert_allclose(single, every[name], rtol=1e-6, err_msg=name)
 
 
 def test_hyper_parameter_limits():
