@@ -5,8 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from prime_science.core.errors import InvalidArgumentError
+from prime_science.evaluation import ope as ope_module
 from prime_science.evaluation.ope import (
     ESTIMATORS,
     LoggedData,
@@ -226,3 +228,19 @@ def test_bad_names_and_hyper_parameters():
         bootstrap_intervals(jax.random.key(0), data, dist, model, level=1.0)
     with pytest.raises(InvalidArgumentError, match="key"):
         bootstrap_intervals(0, data, dist, model)
+
+
+def test_bootstrap_counts_are_poisson_one():
+    """The inverse CDF on 32-bit words: P(count = c) equals the Poisson(1) pmf to within the
+    grid (2^-32) for c <= 12; counts of uniform words have mean 1 and variance 1."""
+    edges = np.concatenate([[0], ope_module._POISSON_THRESHOLDS.astype(np.float64), [2.0**32]])
+    probs = np.diff(edges) / 2.0**32
+    np.testing.assert_allclose(probs[:-1], stats.poisson.pmf(np.arange(12), 1.0), atol=2**-31)
+    assert probs[-1] == pytest.approx(stats.poisson.sf(11, 1.0), abs=2**-31)
+    below = (ope_module._POISSON_THRESHOLDS - 1).astype(np.uint32)
+    at = ope_module._POISSON_THRESHOLDS.astype(np.uint32)
+    counts = ope_module._poisson_counts(jnp.asarray(np.concatenate([below, at])), jnp.float32)
+    np.testing.assert_array_equal(counts, np.r_[np.arange(12), np.arange(1, 13)])
+    words = jax.random.bits(jax.random.key(0), (1_000_000,), jnp.uint32)
+    draws = np.asarray(ope_module._poisson_counts(words, jnp.float32))
+    assert abs(draws.mean() - 1) < 4e-3 and abs(draws.var() - 1) < 6e-3
