@@ -29,8 +29,9 @@ def test_numpy_estimates_equal_the_library():
 
 
 def test_numpy_and_library_bootstrap_agree_in_distribution():
-    """Both are Poisson bootstraps of the same statistics: with 400 resamples each, the
-    95% half-widths agree within 20% (each end quantile has ~6% relative standard error)."""
+    """numpy's multinomial and the library's Poisson bootstrap estimate the same sampling
+    distribution: with 400 resamples each, the 95% widths agree within 20% (each end quantile
+    has ~6% relative standard error)."""
     data, dist, model = ope_bench.ope_workload(20_000, 2)
     theirs = ope_bench.numpy_bootstrap_intervals(
         np.random.default_rng(0), data, dist, model, num_resamples=400
