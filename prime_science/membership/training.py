@@ -35,6 +35,7 @@ one in-memory fit, so that a panel of millions of member-months never sits in me
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Callable
@@ -467,6 +468,15 @@ def _step_functions(config: TrainingConfig, networks, optimizer):
     return policy_step, warm_start, anchor_q_step, reward_step
 
 
+@functools.lru_cache(maxsize=8)
+def _job(config: TrainingConfig, num_features: int, dtype_name: str):
+    """Networks, optimiser and jitted steps of one setting, built once per process (so a
+    resumed run in the same process reuses the compiled steps)."""
+    networks = _networks(config, num_features, jnp.dtype(dtype_name))
+    optimizer = optax.amsgrad(config.model.learning_rate)
+    return networks, optimizer, _step_functions(config, networks, optimizer)
+
+
 def _progress(total: int, initial: int, enabled: bool):
     """A tqdm bar on stderr if tqdm is installed, else a plain stderr line per update."""
     try:
@@ -549,8 +559,7 @@ def train(
     states = jnp.asarray(first.states)
     dtype = states.dtype
     standardizer = Standardizer(states.mean(0), jnp.maximum(states.std(0), 1e-6))
-    networks = _networks(config, num_features, dtype)
-    optimizer = optax.amsgrad(config.model.learning_rate)
+    networks, optimizer, steps = _job(config, num_features, jnp.dtype(dtype).name)
     state = _initial_state(config, standardizer, networks, optimizer)
     fingerprint = _fingerprint(config, key, panel_source, num_features)
 
@@ -560,9 +569,7 @@ def train(
         state, saved = checkpoint.restore_checkpoint(directory, state, step=resumed_from)
         _check_fingerprint(saved, fingerprint, directory, resumed_from)
 
-    policy_step, warm_start, anchor_q_step, reward_step = _step_functions(
-        config, networks, optimizer
-    )
+    policy_step, warm_start, anchor_q_step, reward_step = steps
     stream = _BatchStream(
         key, panel_source, config.batch_size, config.steps_per_block, num_features
     )
