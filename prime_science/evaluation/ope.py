@@ -306,7 +306,9 @@ def _row_statistics(
         residual = reward - model[rows_of(model), data.action, data.position]
     tau = jnp.asarray(switch_tau, dtype)
     lam = jnp.asarray(os_lambda, dtype)
-    shrunk = jnp.where(jnp.isinf(lam), weight, lam * weight / (weight * weight + lam))
+    shrink_denominator = weight * weight + lam  # 0 only where w = 0 and lambda = 0: w~ = 0
+    shrunk = lam * weight / jnp.where(shrink_denominator > 0, shrink_denominator, 1)
+    shrunk = jnp.where(jnp.isinf(lam), weight, shrunk)
     return jnp.stack(
         [
             jnp.ones_like(reward),

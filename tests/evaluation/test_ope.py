@@ -91,6 +91,22 @@ def test_hyper_parameter_limits():
     np.testing.assert_allclose(narrow["dr_os"], narrow["dm"], rtol=1e-6)
 
 
+def test_deterministic_policy_gives_finite_estimates_at_every_limit():
+    """A one-hot pi_e makes w = 0 on most rows; lambda = 0 must still give DR-OS = DM."""
+    data, _, model = _problem()
+    greedy = np.argmax(model, axis=1)  # [n, K]
+    dist = (np.arange(NUM_ACTIONS)[None, :, None] == greedy[:, None, :]).astype(np.float32)
+    for tau, lam in ((0.0, 0.0), (np.inf, np.inf), (2.0, 1.5)):
+        got = estimate_all(data, dist, model, switch_tau=tau, os_lambda=lam)
+        want = _numpy_oracle(data, dist, model, tau, lam) if lam > 0 else None
+        assert all(np.isfinite(float(v)) for v in got.values())
+        if want is None:
+            np.testing.assert_allclose(got["dr_os"], got["dm"], rtol=1e-6)
+        else:
+            for name in ESTIMATORS:
+                np.testing.assert_allclose(float(got[name]), want[name], rtol=2e-5)
+
+
 def test_context_free_tables_equal_tiled_tables():
     data, dist, model = _problem(context_free=True)
     tiled = (np.repeat(dist, NUM_ROWS, 0), np.repeat(model, NUM_ROWS, 0))
