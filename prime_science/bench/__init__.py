@@ -6,9 +6,11 @@ command line and the ``benchmarks/`` scripts import it.
 * :mod:`.timing` — steady-state call timing and compile time.
 * :mod:`.driver` — the harness every throughput suite shares (plan, budgets, memory checks,
   ratios to numpy, ``<suite>.json`` and ``.md``).
-* :mod:`.beta_bernoulli_sample`, :mod:`.probit_scoring`, :mod:`.hill_climb` — the suites.
+* :mod:`.beta_bernoulli_sample`, :mod:`.probit_scoring`, :mod:`.hill_climb`, :mod:`.ope` — the
+  suites.
 * :mod:`.registry` — the suites by name; :mod:`.command` — ``prime-science bench``.
-* :mod:`.bellman`, :mod:`.meta_prior_fit` — whole-fit timings run by ``benchmarks/`` scripts.
+* :mod:`.bellman`, :mod:`.meta_prior_fit`, :mod:`.membership` — whole-fit timings run by
+  ``benchmarks/`` scripts.
 """
 
 __all__: list[str] = []

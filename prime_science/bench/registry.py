@@ -5,10 +5,13 @@ entry in this order. A new suite is a module beside this one that builds a
 :class:`~prime_science.bench.driver.Suite` (see :mod:`prime_science.bench.hill_climb` for a
 small one) plus one entry here.
 
-Two benchmarks are not driver suites, since they time whole fits rather than requests:
-:mod:`prime_science.bench.bellman` (batched soft-Bellman solves against numpy and QuantEcon)
-and :mod:`prime_science.bench.meta_prior_fit` (empirical-Bayes meta-prior fits); the scripts
-``benchmarks/bellman.py`` and ``benchmarks/meta_prior_fit.py`` run them and write their files.
+Three benchmarks are not driver suites, since they time whole fits rather than requests:
+:mod:`prime_science.bench.bellman` (batched soft-Bellman solves against numpy and QuantEcon),
+:mod:`prime_science.bench.meta_prior_fit` (empirical-Bayes meta-prior fits) and
+:mod:`prime_science.bench.membership` (a 1e6-customer x 36-month forward simulation and a batch
+of membership-model Bellman solves, each against numpy); the scripts ``benchmarks/bellman.py``,
+``benchmarks/meta_prior_fit.py`` and ``benchmarks/membership.py`` run them and write their
+files.
 """
 
 from __future__ import annotations
