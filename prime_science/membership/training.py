@@ -77,7 +77,8 @@ class TrainingConfig(NamedTuple):
 
     Attributes:
       model: Deep PQR's network and optimiser settings (``hidden``, ``depth``,
-        ``learning_rate``, ``discount``); the anchor is ``none`` with reward 0, ``alpha = 1``.
+        ``learning_rate``); the anchor is ``none`` with reward 0, ``alpha = 1``, and the
+        discounts come with the rows (``Transitions.discounts``), not from ``model.discount``.
       batch_size: rows per step.
       policy_steps, anchor_q_steps, reward_steps: steps of the P-, Q- and R-phases.
       target_period: Q-phase steps between refreshes of the target network.
@@ -249,8 +250,6 @@ def _check_config(config: TrainingConfig) -> None:
         if not isinstance(value, (int, np.integer)) or value < 1:
             errors.fail(f"config.{name}", "an int >= 1", value)
     settings = config.model
-    if not 0.0 < settings.discount < 1.0:
-        errors.fail("config.model.discount", "beta in (0, 1)", settings.discount)
     if settings.anchor != model.NONE or settings.anchor_reward != 0.0 or settings.alpha != 1.0:
         errors.fail("config.model", "anchor 0 (none), anchor_reward 0 and alpha 1", settings)
     if settings.reward_head != "mlp":
