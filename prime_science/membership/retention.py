@@ -74,6 +74,7 @@ __all__ = [
     "MODELS",
     "PARAMETER_NAMES",
     "RetentionFit",
+    "PosteriorSamples",
     "PosteriorProjection",
     "sbg_log_probs",
     "sbg_survival",
@@ -84,6 +85,8 @@ __all__ = [
     "cohort_log_likelihood",
     "fit_retention",
     "project",
+    "posterior_samples",
+    "predictive_survivors",
     "posterior_projection",
 ]
 
@@ -118,6 +121,20 @@ class RetentionFit(NamedTuple):
     log_params_covariance: jax.Array
     log_likelihood: jax.Array
     gradient_norm: jax.Array
+
+
+class PosteriorSamples(NamedTuple):
+    """One NUTS chain (``m`` kept draws).
+
+    Attributes:
+      log_params: ``float[m, k]`` posterior draws of ``log alpha, log beta[, log c]``.
+      accept_prob: ``float[]`` mean acceptance probability of the kept draws.
+      num_divergent: ``int32[]`` divergent transitions among the kept draws.
+    """
+
+    log_params: jax.Array
+    accept_prob: jax.Array
+    num_divergent: jax.Array
 
 
 class PosteriorProjection(NamedTuple):
@@ -300,10 +317,11 @@ def retention_rates(model: str, params, t_max: int) -> jax.Array:
 
 
 def _cohort_log_likelihood(model: str, params, counts, calibration_years: int) -> jax.Array:
+    # one evaluation of log S feeds both terms (each BdW evaluation is four lgamma chains)
+    log_s = _log_survival(model, params, calibration_years)
+    log_probs = log_s[:-1] + jnp.log(-jnp.expm1(log_s[1:] - log_s[:-1]))
     lost = counts[:calibration_years] - counts[1 : calibration_years + 1]
-    log_probs = _churn_log_probs(model, params, calibration_years)
-    censored = counts[calibration_years] * _log_survival(model, params, calibration_years)[-1]
-    return jnp.sum(lost * log_probs) + censored
+    return jnp.sum(lost * log_probs) + counts[calibration_years] * log_s[-1]
 
 
 def cohort_log_likelihood(model: str, params, survivors, calibration_years: int) -> jax.Array:
@@ -328,29 +346,38 @@ def _default_log_params(model: str) -> jax.Array:
 
 
 def _maximise(negative_log_likelihood, start, num_newton_steps: int, max_step: float):
-    """``num_newton_steps`` safeguarded Newton steps on ``negative_log_likelihood`` from
-    ``start``: the direction ``-V diag(1 / |lambda|) V^T g`` (eigen-decomposition of the Hessian,
-    so a saddle or a concave region still gives a descent direction), its length capped at
-    ``max_step``, then the first of the step fractions ``1, 1/2, ..., 1/2^11, 0`` whose value
-    is no higher than the current one up to rounding (``16 eps |value|``: near the optimum the
-    value's change is below float resolution, so a plain decrease test would stall)."""
+    """``(x, value, gradient, Hessian)`` after ``num_newton_steps`` safeguarded Newton steps on
+    ``negative_log_likelihood`` from ``start``.
+
+    Each step: the direction ``-V diag(1 / |lambda|) V^T g`` (eigen-decomposition of the
+    Hessian, so a saddle or a concave region still gives a descent direction), its length
+    capped at ``max_step``, then the first of the step fractions ``1, 1/2, ..., 1/2^11, 0``
+    whose value is no higher than the current one up to rounding (``16 eps |value|``: near the
+    optimum the value's change is below float resolution, so a plain decrease test would
+    stall)."""
     gradient_fn = jax.grad(negative_log_likelihood)
-    hessian_fn = jax.hessian(negative_log_likelihood)
+    # the Hessian and the gradient in one pass (the gradient is jacfwd's auxiliary output)
+    derivatives_fn = jax.jacfwd(lambda x: (gradient_fn(x), gradient_fn(x)), has_aux=True)
     fractions = jnp.concatenate([2.0 ** -jnp.arange(12.0), jnp.zeros(1)]).astype(start.dtype)
 
     def step(x, _):
-        eigenvalues, eigenvectors = jnp.linalg.eigh(hessian_fn(x))
+        hessian, gradient = derivatives_fn(x)
+        eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
         floor = 1e-8 * jnp.max(jnp.abs(eigenvalues)) + jnp.finfo(x.dtype).tiny
         curvature = jnp.maximum(jnp.abs(eigenvalues), floor)
-        direction = -eigenvectors @ ((eigenvectors.T @ gradient_fn(x)) / curvature)
+        direction = -eigenvectors @ ((eigenvectors.T @ gradient) / curvature)
         direction = direction * jnp.minimum(1.0, max_step / jnp.linalg.norm(direction))
         values = jax.vmap(lambda f: negative_log_likelihood(x + f * direction))(fractions)
         slack = 16 * jnp.finfo(x.dtype).eps * jnp.abs(values[-1])
         first = jnp.argmax(values <= values[-1] + slack)
-        return x + fractions[first] * direction, None
+        return x + fractions[first] * direction, (x, values[-1], gradient, hessian)
 
-    x, _ = jax.lax.scan(step, start, None, length=num_newton_steps)
-    return x, gradient_fn(x), hessian_fn(x)
+    # one step more than asked: its inputs are the fit (x after num_newton_steps steps, with its
+    # value, gradient and Hessian), so the derivatives are traced once, inside the loop
+    _, (xs, values, gradients, hessians) = jax.lax.scan(
+        step, start, None, length=num_newton_steps + 1
+    )
+    return xs[-1], values[-1], gradients[-1], hessians[-1]
 
 
 def fit_retention(
@@ -400,7 +427,7 @@ def _fit(model, counts, calibration_years, num_newton_steps, start, max_step) ->
     def negative_log_likelihood(log_params):
         return -_cohort_log_likelihood(model, jnp.exp(log_params), counts, calibration_years)
 
-    log_params, gradient, hessian = _maximise(
+    log_params, value, gradient, hessian = _maximise(
         negative_log_likelihood, start, num_newton_steps, max_step
     )
     covariance = jnp.linalg.inv(hessian)
@@ -410,7 +437,7 @@ def _fit(model, counts, calibration_years, num_newton_steps, start, max_step) ->
         log_params=log_params,
         standard_errors=params * jnp.sqrt(jnp.diag(covariance)),
         log_params_covariance=covariance,
-        log_likelihood=-negative_log_likelihood(log_params),
+        log_likelihood=-value,
         gradient_norm=jnp.linalg.norm(gradient),
     )
 
@@ -436,55 +463,63 @@ def _log_prior(model: str, log_params, prior_scale: float, duration_prior_scale:
     return -0.5 * jnp.sum((log_params / scales) ** 2)
 
 
-def posterior_projection(
+def posterior_samples(
     key: PRNGKey,
     model: str,
     survivors,
     calibration_years: int,
-    t_max: int,
     *,
     num_warmup: int = 500,
     num_samples: int = 500,
     prior_scale: float = 2.0,
     duration_prior_scale: float = 1.0,
     num_newton_steps: int = 30,
-) -> PosteriorProjection:
-    """NUTS posterior of ``model`` on years ``1 .. t_c`` and its projection to ``t_max``.
+    initial_log_params=None,
+) -> PosteriorSamples:
+    """NUTS posterior of ``model`` on years ``1 .. t_c`` of a cohort.
 
     One chain of NumPyro's NUTS (diagonal mass matrix and step size adapted during
     ``num_warmup`` steps) on the potential ``-(LL + log prior)`` over ``log params``, with the
-    priors of the module docstring, started at the maximum-likelihood fit (:func:`fit_retention`
-    with ``num_newton_steps``); the chain runs in a ``lax.scan``, so the whole function jits
-    and vmaps over keys. Each kept draw gives ``n_0 S(t)`` and one posterior predictive path of
-    counts after ``t_c`` (``n_t ~ Binomial(n_{t-1}, r_t)`` from the observed ``n_{t_c}``).
+    priors of the module docstring, started at ``initial_log_params`` or else at the
+    maximum-likelihood fit (:func:`fit_retention` with ``num_newton_steps``); the chain runs
+    in a ``lax.scan``, so the whole function jits and vmaps over keys.
 
     Args:
-      key: the PRNG key (split once into NUTS and predictive subkeys).
+      key: the PRNG key of the chain.
       model: ``"sbg"`` or ``"bdw"``.
       survivors: ``int[T + 1]`` survivor counts; years ``0 .. t_c`` are used.
       calibration_years: ``t_c`` (Python integer ``1 .. T``).
-      t_max: last projected year (Python integer ``>= t_c``).
       num_warmup, num_samples: NUTS adaptation steps (``>= 0``) and kept draws (``>= 1``).
       prior_scale, duration_prior_scale: the prior s.d. of ``log alpha, log beta`` and of
         ``log c`` (``> 0``).
       num_newton_steps: Newton steps of the starting fit.
+      initial_log_params: ``float[k]`` the chain's start in ``log params`` (a caller that has
+        fitted the cohort already passes ``fit.log_params``; under ``vmap`` over cohorts this
+        keeps the fit's small LAPACK calls out of the batch).
 
     Returns:
-      A :class:`PosteriorProjection` with ``num_samples`` draws.
+      A :class:`PosteriorSamples` with ``num_samples`` draws.
     """
     errors.check_key("key", key)
     _check_model(model)
     _check_survivors(survivors, calibration_years)
-    _check_positive_int("t_max", t_max, calibration_years)
     _check_positive_int("num_warmup", num_warmup, 0)
     _check_positive_int("num_samples", num_samples)
     _check_positive("prior_scale", prior_scale)
     _check_positive("duration_prior_scale", duration_prior_scale)
-    key_nuts, key_paths = jax.random.split(key)
     counts = _float(survivors)
-    start = fit_retention(
-        model, survivors, calibration_years, num_newton_steps=num_newton_steps
-    ).log_params
+    if initial_log_params is None:
+        start = fit_retention(
+            model, survivors, calibration_years, num_newton_steps=num_newton_steps
+        ).log_params
+    else:
+        if np.shape(initial_log_params) != (len(PARAMETER_NAMES[model]),):
+            errors.fail(
+                "initial_log_params",
+                f"shape ({len(PARAMETER_NAMES[model])},)",
+                np.shape(initial_log_params),
+            )
+        start = _float(initial_log_params)
 
     def potential(log_params):
         log_likelihood = _cohort_log_likelihood(
@@ -493,7 +528,7 @@ def posterior_projection(
         return -(log_likelihood + _log_prior(model, log_params, prior_scale, duration_prior_scale))
 
     init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
-    state = init_kernel(start, num_warmup, rng_key=key_nuts)
+    state = init_kernel(start, num_warmup, rng_key=key)
 
     def nuts_step(state, _):
         state = sample_kernel(state)
@@ -502,27 +537,86 @@ def posterior_projection(
     _, (draws, accept_prob, diverging) = jax.lax.scan(
         nuts_step, state, None, length=num_warmup + num_samples
     )
-    draws, accept_prob, diverging = (x[num_warmup:] for x in (draws, accept_prob, diverging))
-    log_s = jax.vmap(lambda z: _log_survival(model, jnp.exp(z), t_max))(draws)
-    expected = counts[0] * jnp.exp(log_s)
+    return PosteriorSamples(
+        log_params=draws[num_warmup:],
+        accept_prob=jnp.mean(accept_prob[num_warmup:]),
+        num_divergent=jnp.sum(diverging[num_warmup:]).astype(jnp.int32),
+    )
 
-    def predictive_path(path_key, log_s_draw):
-        rates = jnp.exp(jnp.diff(log_s_draw))[calibration_years:]
 
-        def year(alive, step):
-            rate, year_key = step
-            alive = jax.random.binomial(year_key, alive, rate).astype(alive.dtype)
-            return alive, alive
+def predictive_survivors(key: PRNGKey, rates, alive) -> jax.Array:
+    """``float[h]``: one path of survivor counts ``n_t ~ Binomial(n_{t-1}, r_t)`` over the
+    ``h`` years after the last observed one, starting from its ``alive = n_{t_c}`` customers.
 
-        year_keys = jax.random.split(path_key, t_max - calibration_years)
-        _, future = jax.lax.scan(year, counts[calibration_years], (rates, year_keys))
-        return jnp.concatenate([counts[: calibration_years + 1], future])
+    Given the parameters this is the exact law of the counts: the customers still subscribed at
+    ``t - 1`` are independent and each stays with probability ``r_t = S(t) / S(t - 1)``
+    (integrating over its own ``theta``, whose law given survival to ``t - 1`` is the same for
+    all of them). Callers ``vmap`` over draws and cohorts.
 
-    predicted = jax.vmap(predictive_path)(jax.random.split(key_paths, num_samples), log_s)
+    Args:
+      key: the PRNG key (split once per year).
+      rates: ``float[h]`` retention rates ``r_{t_c + 1} .. r_{t_c + h}`` in ``[0, 1]``.
+      alive: ``float[]`` customers subscribed at ``t_c`` (a whole number ``>= 0``).
+    """
+    errors.check_key("key", key)
+    errors.check_rank("rates", rates, 1)
+    if errors.is_concrete(rates):
+        values = np.asarray(rates, np.float64)
+        if not np.all((values >= 0) & (values <= 1)):
+            errors.fail("rates", "retention rates in [0, 1]", values.tolist())
+    if errors.is_concrete(alive) and not (np.asarray(alive) >= 0 and alive == np.round(alive)):
+        errors.fail("alive", "a whole number of customers >= 0", alive)
+    rates = _float(rates)
+
+    def year(count, step):
+        rate, year_key = step
+        count = jax.random.binomial(year_key, count, rate).astype(rates.dtype)
+        return count, count
+
+    year_keys = jax.random.split(key, rates.shape[0])
+    _, counts = jax.lax.scan(year, _float(alive), (rates, year_keys))
+    return counts
+
+
+def posterior_projection(
+    key: PRNGKey,
+    model: str,
+    survivors,
+    calibration_years: int,
+    t_max: int,
+    **nuts_options,
+) -> PosteriorProjection:
+    """:func:`posterior_samples` and, per draw, the expected survivors ``n_0 S(t)`` and one
+    posterior predictive path (:func:`predictive_survivors`) from the observed ``n_{t_c}``.
+
+    Args:
+      key: the PRNG key (split once into NUTS and predictive subkeys).
+      model, survivors, calibration_years: as in :func:`posterior_samples`.
+      t_max: last projected year (Python integer ``>= t_c``).
+      **nuts_options: the keyword options of :func:`posterior_samples`.
+
+    Returns:
+      A :class:`PosteriorProjection` (years ``0 .. t_max``).
+    """
+    errors.check_key("key", key)
+    _check_survivors(survivors, calibration_years)
+    _check_positive_int("t_max", t_max, calibration_years)
+    key_nuts, key_paths = jax.random.split(key)
+    samples = posterior_samples(key_nuts, model, survivors, calibration_years, **nuts_options)
+    counts = _float(survivors)
+    log_s = jax.vmap(lambda z: _log_survival(model, jnp.exp(z), t_max))(samples.log_params)
+    rates = jnp.exp(jnp.diff(log_s, axis=-1))[:, calibration_years:]
+    path_keys = jax.random.split(key_paths, rates.shape[0])
+    future = jax.vmap(predictive_survivors, in_axes=(0, 0, None))(
+        path_keys, rates, counts[calibration_years]
+    )
+    observed = jnp.broadcast_to(
+        counts[: calibration_years + 1], (rates.shape[0], calibration_years + 1)
+    )
     return PosteriorProjection(
-        log_params=draws,
-        expected_survivors=expected,
-        predicted_survivors=predicted,
-        accept_prob=jnp.mean(accept_prob),
-        num_divergent=jnp.sum(diverging).astype(jnp.int32),
+        log_params=samples.log_params,
+        expected_survivors=counts[0] * jnp.exp(log_s),
+        predicted_survivors=jnp.concatenate([observed, future], axis=1),
+        accept_prob=samples.accept_prob,
+        num_divergent=samples.num_divergent,
     )

@@ -200,6 +200,22 @@ def test_fit_under_jit_equals_the_eager_fit():
     np.testing.assert_allclose(jitted.params, eager.params, rtol=1e-10)
 
 
+@pytest.mark.slow  # compiles jax.random.binomial (~3-8 s on 2 cores)
+def test_predictive_paths_are_a_binomial_chain():
+    rates = jnp.array([0.9, 0.8, 0.95])
+    keys = jax.random.split(jax.random.key(3), 20_000)
+    paths = np.asarray(
+        jax.vmap(retention.predictive_survivors, (0, None, None))(keys, rates, 200.0)
+    )
+    assert np.all(paths == np.round(paths)) and np.all(np.diff(paths, axis=1) <= 0)
+    # E[n_h] = n_0 prod r; Var[n_1] = n_0 r (1 - r); 20,000 paths: s.e. of the means ~0.03
+    np.testing.assert_allclose(paths.mean(0), 200 * np.cumprod([0.9, 0.8, 0.95]), atol=0.15)
+    assert paths[:, 0].var() == pytest.approx(200 * 0.9 * 0.1, rel=0.05)
+    # the law of the year-2 count given year 1 is Binomial(n_1, r_2): check one slice
+    given = paths[paths[:, 0] == 180, 1]
+    assert given.mean() == pytest.approx(180 * 0.8, abs=4 * np.sqrt(180 * 0.16 / given.size))
+
+
 @pytest.mark.slow
 def test_posterior_projection_runs_under_jit_and_vmap():
     survivors = COHORTS["regular"]
@@ -262,6 +278,20 @@ def test_posterior_projection_runs_under_jit_and_vmap():
             "num_samples",
         ),
         (lambda: retention.posterior_projection(3, "sbg", [100, 90, 80], 2, 4), "key"),
+        (
+            lambda: retention.predictive_survivors(jax.random.key(0), jnp.array([1.2]), 5.0),
+            "rates",
+        ),
+        (
+            lambda: retention.predictive_survivors(jax.random.key(0), jnp.array([0.5]), 2.5),
+            "alive",
+        ),
+        (
+            lambda: retention.posterior_samples(
+                jax.random.key(0), "bdw", [100, 90, 80], 2, initial_log_params=jnp.zeros(2)
+            ),
+            "initial_log_params",
+        ),
     ],
 )
 def test_bad_input_raises_a_named_error(call, name):
