@@ -1,0 +1,609 @@
+"""Estimating the membership model's utility parameters from a member panel: NFXP, CCP / NPL,
+tabular PQR with a projection, and the naive static logit.
+
+**Data and likelihood.** A panel (:class:`~.simulate.Panel`) enters through its counts at the
+free states (plan 0 or 1), ``N[segment, plan, tenure, E^2, content, regime, action]``
+(:func:`choice_counts`): in a locked month only ``annual`` is feasible, its probability is
+exactly 1 and the row adds 0 to the log-likelihood. The choice log-likelihood is::
+
+    L(theta) = sum_{free rows i} log pi(a_i | s_i; theta)
+             = sum_{free cells} N(s, a) log pi(a | s; theta).
+
+Everything but :data:`~.model.STRUCTURAL` (prices, discount, engagement, content and regime
+chains) is held at the values in ``params``: the transition processes are taken as known
+(estimated in a first stage from the observed state moves, which this module does not redo).
+
+**NFXP** (Rust 1987; :func:`nfxp`). Maximise ``L`` over ``theta``, solving the model
+(:func:`~.model.solve`, both segments) inside. BHHH (Berndt, Hall, Hall and Hausman 1974):
+per-cell scores ``d log pi(a | s) / d theta`` from one ``jax.jacfwd`` through the solver's
+``while_loop`` (six tangents, cold-started so that the tangents converge with the values),
+``g = sum N s``, ``H = sum N s s^T`` (the outer product of the per-row scores; rows in one cell
+with one action share a score), ``theta <- theta + lambda H^{-1} g``, stopping when
+``g^T H^{-1} g < tol``. The step length: ``lambda = 1, 1/2, 1/4, ..`` until ``L`` does not
+fall; if the full step raised ``L``, ``lambda = 2, 4, ..`` while ``L`` keeps rising (far from
+the optimum the outer product overstates the curvature and full BHHH steps crawl: from the
+static-logit start, 41 full steps against 11 with doubling on one 5,000 x 24 panel). The
+line search's solves are warm-started from the last value tables (values only, no tangents).
+Started from the static-logit estimate. Standard errors: ``sqrt diag H^{-1}`` at the estimate
+(the OPG / BHHH information of the choice likelihood).
+
+**CCP / NPL** (Hotz and Miller 1993; Aguirregabiria and Mira 2002; :func:`ccp`). Smoothed
+frequency CCPs at the free states ``pi^(a | s) = (N(s, a) + lambda / 3) / (N(s) + lambda)``. On the
+free states with the annual macro-action (:mod:`.pqr`: ``D_a P_a`` the discounted move to the
+next free state, ``beta`` for none and monthly, ``beta^{L+1}`` for annual), the value of
+following ``pi`` solves ``V = sum_a pi_a (u_a - log pi_a) + B_pi V`` with
+``B_pi = sum_a diag(pi_a) D_a P_a`` (the shock's expectation given the choice is
+``-log pi_a`` in the model's normalisation ``V = log sum exp Q``), so with ``u_a = X_a theta +
+o_a`` (package features for annual)::
+
+    V = Z theta + zeta,   Z = (I - B_pi)^{-1} sum_a pi_a X_a,
+                          zeta = (I - B_pi)^{-1} sum_a pi_a (o_a - log pi_a),
+    v(s, a) = (X_a + D_a P_a Z) theta + o_a + D_a P_a zeta,
+
+a logit in ``theta``: the pseudo-likelihood ``sum N(s, a) log softmax_a v(s, a)`` is maximised
+by Newton's method (with step halving). NPL replaces ``pi`` by ``softmax v(theta^)`` and
+repeats; ``npl_iterations = 1`` is the two-step CCP estimator. Standard errors: the inverse
+Hessian of the last pseudo-likelihood, which ignores the first-stage CCPs (understated for the
+two-step estimator; the NPL fixed point is the MLE's).
+
+**PQR** (:func:`pqr_estimate`): :func:`.pqr.membership_pqr` on the smoothed frequency CCPs,
+then :func:`.pqr.project` of the recovered ``r(s, monthly)`` and ``R(s, annual)`` on the
+(package) features, weighted by the visits ``N(s)`` (unvisited states carry only the prior).
+
+**Static logit** (:func:`static_logit`, ``beta = 0``): at the free states
+``pi(a | s) = softmax_a(X_a(s) theta + o_a(s))`` with the *flow* features of
+:func:`~.model.utility_features`: ``none`` 0, ``monthly`` one month's benefits less the monthly
+price (less ``kappa`` from plan 0), ``annual`` one month's benefits less the whole annual
+price (less ``kappa`` from plan 0) -- the annual plan judged myopically, price paid at once
+against one month of benefits; no continuation values. It is the naive baseline and is biased.
+
+Precision follows ``params`` (float64 advisable: ``beta = 0.99``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prime_science.choice.ascent import halving_ascent
+from prime_science.choice.mdp import check_count, check_scalar
+from prime_science.core import errors
+from prime_science.core.types import PRNGKey
+from prime_science.membership import model, pqr, simulate
+
+__all__ = [
+    "ESTIMATORS",
+    "Estimate",
+    "PQRFit",
+    "ccp",
+    "check_panel",
+    "choice_counts",
+    "frequency_log_policy",
+    "interval_coverage",
+    "nfxp",
+    "panel_log_likelihood",
+    "pqr_estimate",
+    "recovery",
+    "static_logit",
+    "structural_vector",
+    "with_structural",
+]
+
+ESTIMATORS = ("nfxp", "ccp", "npl", "pqr", "static")
+"""The estimators :func:`recovery` knows: NFXP, two-step CCP, NPL, PQR's projection, static
+logit."""
+
+
+class Estimate(NamedTuple):
+    """One estimator's fit of :data:`~.model.STRUCTURAL`.
+
+    Attributes:
+      estimates: ``float[6]``.
+      standard_errors: ``float[6]`` (NaN where the estimator has none: PQR's projection).
+      log_likelihood: the estimator's objective at the estimate: the panel log-likelihood (NFXP),
+        the pseudo-log-likelihood (CCP / NPL), the static logit's (static), minus the weighted
+        sum of squared residuals (PQR).
+      iterations: outer iterations (BHHH steps; the Newton steps of the last logit fit for CCP,
+        NPL and static; 1 for PQR).
+      converged: whether the stopping rule was met.
+    """
+
+    estimates: jax.Array
+    standard_errors: jax.Array
+    log_likelihood: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+
+
+class PQRFit(NamedTuple):
+    """PQR on a panel (:func:`pqr_estimate`).
+
+    Attributes:
+      reward: ``float[2 segments, 2, 6, E^2, 2, 3, 3]`` the recovered ``r(s, a)`` (``R`` for
+        annual).
+      projection: :class:`~.pqr.Projection` of the rewards on the features.
+      estimate: the projection as an :class:`Estimate` (NaN standard errors).
+    """
+
+    reward: jax.Array
+    projection: pqr.Projection
+    estimate: Estimate
+
+
+def structural_vector(params: model.MembershipParams) -> jax.Array:
+    """``float[6]``: the :data:`~.model.STRUCTURAL` fields of ``params``, in order."""
+    return jnp.stack([jnp.asarray(getattr(params, name)) for name in model.STRUCTURAL])
+
+
+def with_structural(params: model.MembershipParams, theta: jax.Array) -> model.MembershipParams:
+    """``params`` with its :data:`~.model.STRUCTURAL` fields set from ``theta[6]``."""
+    return params._replace(**{name: theta[i] for i, name in enumerate(model.STRUCTURAL)})
+
+
+_PANEL_RANGES = (
+    ("plan", None),
+    ("tenure", len(model.TENURE_WIDTHS)),
+    ("ship", None),
+    ("video", None),
+    ("content", 2),
+    ("regime", len(model.REGIMES)),
+    ("choice", len(model.ACTIONS)),
+)
+
+
+def check_panel(panel: simulate.Panel, *, levels: int = 5, lock_months: int = 11) -> None:
+    """Named errors for a panel no estimator can read: not a :class:`~.simulate.Panel`, a field
+    that is not an integer ``[N, T]`` array of the common shape, ``segment`` not ``int[N]``;
+    when concrete, a value out of range (plan ``0 .. 1 + L``, tenure ``0 .. 5``, ship and video
+    ``0 .. E - 1``, content 0-1, regime 0-2, choice 0-2, segment 0-1) or a locked month whose
+    choice is not ``annual``; the message names the field and the first bad (member, month)."""
+    if not isinstance(panel, simulate.Panel):
+        errors.fail("panel", "a simulate.Panel", type(panel).__name__)
+    shape = np.shape(panel.plan)
+    if len(shape) != 2 or 0 in shape:
+        errors.fail("panel.plan", "a non-empty int array [members, months]", f"shape {shape}")
+    highs = {"plan": model.num_plans(lock_months), "ship": levels, "video": levels}
+    for name, _ in _PANEL_RANGES:
+        field = getattr(panel, name)
+        if np.shape(field) != shape:
+            errors.fail(f"panel.{name}", f"shape {shape} (as panel.plan)", np.shape(field))
+        errors.check_dtype_kind(f"panel.{name}", field, "iu", "integer codes")
+    errors.check_dtype_kind("panel.segment", panel.segment, "iu", "integer codes")
+    if np.shape(panel.segment) != shape[:1]:
+        errors.fail(
+            "panel.segment", f"shape ({shape[0]},) (one per member)", np.shape(panel.segment)
+        )
+    if not all(errors.is_concrete(x) for x in panel):
+        return
+    for name, high in _PANEL_RANGES:
+        high = highs.get(name, high)
+        values = np.asarray(getattr(panel, name))
+        bad = (values < 0) | (values >= high)
+        if bad.any():
+            member, month = np.argwhere(bad)[0]
+            errors.fail(
+                f"panel.{name}",
+                f"codes in [0, {high})",
+                f"{values[member, month]} at member {member}, month {month}",
+            )
+    segment = np.asarray(panel.segment)
+    if np.any((segment < 0) | (segment > 1)):
+        errors.fail("panel.segment", "0 or 1", f"{segment[(segment < 0) | (segment > 1)][0]}")
+    locked = (np.asarray(panel.plan) >= 2) & (np.asarray(panel.choice) != model.ANNUAL)
+    if locked.any():
+        member, month = np.argwhere(locked)[0]
+        errors.fail(
+            "panel.choice",
+            "annual (2) in a locked month (plan >= 2)",
+            f"{int(np.asarray(panel.choice)[member, month])} at member {member}, month {month}",
+        )
+
+
+def choice_counts(
+    panel: simulate.Panel, *, levels: int = 5, lock_months: int = 11, dtype=jnp.float32
+) -> jax.Array:
+    """``float[2 segments, 2 plans, 6, E^2, 2, 3, 3 actions]``: ``N(s, a)``, the panel's rows
+    at free states (plan 0 or 1) by state and choice; locked rows are left out. Checked by
+    :func:`check_panel`."""
+    check_panel(panel, levels=levels, lock_months=lock_months)
+    segment = jnp.broadcast_to(jnp.asarray(panel.segment)[:, None], panel.plan.shape)
+    free = panel.plan < 2
+    shape = (2, *pqr.free_shape(levels), len(model.ACTIONS))
+    counts = jnp.zeros(shape, dtype)
+    return counts.at[
+        segment,
+        jnp.minimum(panel.plan, 1),
+        panel.tenure,
+        panel.ship * levels + panel.video,
+        panel.content,
+        panel.regime,
+        panel.choice,
+    ].add(free.astype(dtype))
+
+
+def frequency_log_policy(counts: jax.Array, pseudo_count: float = 1.0) -> jax.Array:
+    """``log pi^(a | s) = log (N(s, a) + lambda / 3) - log (N(s) + lambda)`` for counts
+    ``[..., 3]``, ``lambda = pseudo_count > 0`` (a symmetric Dirichlet prior: an unvisited
+    state gets the uniform policy)."""
+    check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
+    smoothed = counts + pseudo_count / counts.shape[-1]
+    return jnp.log(smoothed) - jnp.log(jnp.sum(smoothed, axis=-1, keepdims=True))
+
+
+def _free_log_policy(params, levels, lock_months, initial=None):
+    """``(log pi at free states [2 segments, 2, ...], value tables [2 segments, plans, ...])``."""
+
+    def solve(segment, start):
+        return model.solve(params, segment, levels=levels, lock_months=lock_months, initial=start)
+
+    if initial is None:
+        solution = jax.vmap(lambda s: solve(s, None))(jnp.arange(2))
+    else:
+        solution = jax.vmap(solve)(jnp.arange(2), initial)
+    return solution.log_policy[:, :2], solution.value
+
+
+def _counted_sum(counts, log_policy):
+    return jnp.sum(jnp.where(counts > 0, counts * log_policy, 0.0))
+
+
+def panel_log_likelihood(
+    params: model.MembershipParams,
+    panel: simulate.Panel,
+    *,
+    levels: int = 5,
+    lock_months: int = 11,
+) -> jax.Array:
+    """``sum_{free rows} log pi(choice | state)`` under ``params`` (both segments solved); locked
+    rows add 0. Jittable; forward-mode differentiable in ``params``."""
+    counts = choice_counts(
+        panel, levels=levels, lock_months=lock_months, dtype=params.theta_ship.dtype
+    )
+    log_policy, _ = _free_log_policy(params, levels, lock_months)
+    return _counted_sum(counts, log_policy)
+
+
+def _check_start(name: str, start, dtype) -> jax.Array:
+    start = jnp.asarray(start, dtype)
+    if start.shape != (len(model.STRUCTURAL),):
+        errors.fail(name, f"shape ({len(model.STRUCTURAL)},) in STRUCTURAL order", start.shape)
+    if errors.is_concrete(start) and not np.all(np.isfinite(np.asarray(start))):
+        errors.fail(name, "finite starting values", np.asarray(start).tolist())
+    return start
+
+
+def _default_tol(dtype, float64_tol: float, float32_tol: float) -> float:
+    return float64_tol if jnp.dtype(dtype) == jnp.float64 else float32_tol
+
+
+def _scores(params, theta, levels, lock_months):
+    """``float[2, 2, 6, E^2, 2, 3, 3, 6]``: ``d log pi(a | s) / d theta`` at the free states."""
+    return jax.jacfwd(
+        lambda t: _free_log_policy(with_structural(params, t), levels, lock_months)[0]
+    )(theta)
+
+
+def _information(counts, scores):
+    gradient = jnp.einsum("...,...k->k", counts, scores)
+    outer = jnp.einsum("...,...k,...l->kl", counts, scores, scores)
+    return gradient, outer
+
+
+def _bhhh_ascent(
+    log_likelihood, direction, start, warm, tol, max_iters, max_halvings, max_doublings
+):
+    """BHHH with the step-length rule of the module docstring: ``(theta, L, iterations)``.
+    ``log_likelihood(theta, warm) -> (L, warm)``; ``direction(theta) -> (step, g^T step)``."""
+    check_scalar("tol", tol, "a positive tolerance", positive=True)
+    check_count("max_iters", max_iters, 1)
+    check_count("max_halvings", max_halvings, 0)
+    check_count("max_doublings", max_doublings, 0)
+    one = jnp.ones((), start.dtype)
+
+    def cond(carry):
+        _, _, _, k, criterion, stalled = carry
+        return (criterion >= tol) & (k < max_iters) & ~stalled
+
+    def body(carry):
+        theta, value, warm, k, _, _ = carry
+        step, criterion = direction(theta)
+
+        def halve_cond(state):
+            _, trial_value, _, halvings = state
+            return ~(trial_value >= value) & (halvings < max_halvings)
+
+        def halve_body(state):
+            length, _, _, halvings = state
+            length = length / 2
+            return (length, *log_likelihood(theta + length * step, warm), halvings + 1)
+
+        length, new_value, new_warm, halvings = jax.lax.while_loop(
+            halve_cond, halve_body, (one, *log_likelihood(theta + step, warm), jnp.int32(0))
+        )
+        accepted = new_value >= value
+
+        def double_cond(state):
+            _, best_value, _, doublings = state
+            return (doublings < max_doublings) & (doublings >= 0)
+
+        def double_body(state):
+            length, best_value, best_warm, doublings = state
+            trial_value, trial_warm = log_likelihood(theta + 2 * length * step, best_warm)
+            better = trial_value > best_value
+            return (
+                jnp.where(better, 2 * length, length),
+                jnp.where(better, trial_value, best_value),
+                jax.tree.map(lambda a, b: jnp.where(better, a, b), trial_warm, best_warm),
+                jnp.where(better, doublings + 1, -1),
+            )
+
+        start_doubling = jnp.where(accepted & (halvings == 0), 0, -1)
+        length, new_value, new_warm, _ = jax.lax.while_loop(
+            double_cond, double_body, (length, new_value, new_warm, start_doubling)
+        )
+        theta = jnp.where(accepted, theta + length * step, theta)
+        value = jnp.where(accepted, new_value, value)
+        warm = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), new_warm, warm)
+        return theta, value, warm, k + 1, jnp.where(accepted, criterion, 0.0), ~accepted
+
+    value, warm = log_likelihood(start, warm)
+    infinity = jnp.asarray(jnp.inf, start.dtype)
+    initial = (start, value, warm, jnp.int32(0), infinity, jnp.bool_(False))
+    theta, value, _, k, _, _ = jax.lax.while_loop(cond, body, initial)
+    return theta, value, k
+
+
+def nfxp(
+    params: model.MembershipParams,
+    panel: simulate.Panel,
+    *,
+    initial: jax.Array | None = None,
+    tol: float | None = None,
+    max_iters: int = 50,
+    max_halvings: int = 20,
+    max_doublings: int = 6,
+    levels: int = 5,
+    lock_months: int = 11,
+) -> Estimate:
+    """Nested fixed point maximum likelihood of :data:`~.model.STRUCTURAL` (module docstring).
+
+    Args:
+      params: the known fields (transitions, prices, discount); its STRUCTURAL fields are
+        ignored. Its dtype is the fit's.
+      panel: the data (:func:`check_panel`).
+      initial: ``float[6]`` starting values; default the static-logit estimate.
+      tol: stop when ``g^T H^{-1} g < tol`` (default 1e-8 in float64, 1e-2 in float32).
+      max_iters, max_halvings, max_doublings: BHHH steps, step halvings and step doublings
+        at most.
+      levels, lock_months: the model's sizes.
+
+    Returns an :class:`Estimate` with OPG standard errors. Pure and jittable.
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` for a bad panel, non-finite
+    or misshapen starting values, bad ``params`` or stopping rules.
+    """
+    model.check_params(params, levels)
+    dtype = params.theta_ship.dtype
+    counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
+    if initial is None:
+        start = static_logit(params, panel, levels=levels, lock_months=lock_months).estimates
+    else:
+        start = _check_start("initial", initial, dtype)
+    tol = _default_tol(dtype, 1e-8, 1e-2) if tol is None else tol
+
+    def log_likelihood(theta, warm):
+        log_policy, value = _free_log_policy(
+            with_structural(params, theta), levels, lock_months, warm
+        )
+        return _counted_sum(counts, log_policy), value
+
+    def direction(theta):
+        gradient, outer = _information(counts, _scores(params, theta, levels, lock_months))
+        step = jnp.linalg.solve(outer, gradient)
+        return step, gradient @ step
+
+    _, warm = _free_log_policy(with_structural(params, start), levels, lock_months)
+    theta, value, iterations = _bhhh_ascent(
+        log_likelihood, direction, start, warm, tol, max_iters, max_halvings, max_doublings
+    )
+    gradient, outer = _information(counts, _scores(params, theta, levels, lock_months))
+    inverse = jnp.linalg.inv(outer)
+    converged = gradient @ inverse @ gradient < tol
+    return Estimate(theta, jnp.sqrt(jnp.diag(inverse)), value, iterations, converged)
+
+
+def _fit_logit(features, offset, counts, start, tol, max_iters):
+    """Maximise ``sum N(s, a) log softmax_a(features(s, a) . theta + offset(s, a))`` (concave)
+    by Newton's method with step halving; ``(theta, log-likelihood, iterations, converged,
+    standard errors sqrt diag (-Hessian)^{-1})``."""
+
+    def log_likelihood(theta, warm):
+        utility = features @ theta + offset
+        return _counted_sum(counts, jax.nn.log_softmax(utility, axis=-1)), warm
+
+    def hessian(theta):
+        return jax.hessian(lambda t: log_likelihood(t, None)[0])(theta)
+
+    def direction(theta, _):
+        gradient = jax.grad(lambda t: log_likelihood(t, None)[0])(theta)
+        step = jnp.linalg.solve(-hessian(theta), gradient)
+        return step, gradient @ step
+
+    theta, value, _, info = halving_ascent(
+        log_likelihood, direction, start, (), tol=tol, max_iters=max_iters, max_halvings=30
+    )
+    se = jnp.sqrt(jnp.diag(jnp.linalg.inv(-hessian(theta))))
+    return Estimate(theta, se, value, info.num_iters, info.converged)
+
+
+def static_logit(
+    params: model.MembershipParams,
+    panel: simulate.Panel,
+    *,
+    initial: jax.Array | None = None,
+    tol: float | None = None,
+    max_iters: int = 100,
+    levels: int = 5,
+    lock_months: int = 11,
+) -> Estimate:
+    """The static multinomial logit (``beta = 0``; module docstring) by Newton's method from
+    ``initial`` (default zeros); standard errors from the inverse Hessian. ``tol`` on the Newton
+    decrement ``g^T (-H)^{-1} g`` (default 1e-10 in float64, 1e-3 in float32)."""
+    model.check_params(params, levels)
+    dtype = params.theta_ship.dtype
+    counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
+    start = jnp.zeros(len(model.STRUCTURAL), dtype) if initial is None else initial
+    start = _check_start("initial", start, dtype)
+    features = model.utility_features(params, levels, lock_months)[:2]
+    offset = params.benefit_shift * features[..., 0]
+    tol = _default_tol(dtype, 1e-10, 1e-3) if tol is None else tol
+    return _fit_logit(features, offset, counts, start, tol, max_iters)
+
+
+def _semi_markov_segments(params, levels, lock_months) -> pqr.SemiMarkov:
+    """:func:`.pqr.semi_markov` of both segments (a leading segment axis)."""
+    return jax.vmap(lambda s: pqr.semi_markov(params, s, levels=levels, lock_months=lock_months))(
+        jnp.arange(2)
+    )
+
+
+def _choice_specific(chain: pqr.SemiMarkov, log_policy: jax.Array):
+    """Hotz-Miller for one segment: ``(X~ [.., 3, 6], o~ [.., 3])`` with
+    ``v = X~ theta + o~`` (module docstring)."""
+    policy = jnp.exp(log_policy)
+    num_states = policy[..., 0].size
+    operator = pqr.policy_operator(chain, policy)
+    flows = jnp.concatenate(
+        [chain.features, (chain.offset - log_policy)[..., None]], axis=-1
+    )  # [.., 3, 7]
+    expected_flow = jnp.einsum("...a,...ak->...k", policy, flows).reshape(num_states, -1)
+    system = jnp.eye(num_states, dtype=operator.dtype) - operator
+    values = jnp.linalg.solve(system, expected_flow).reshape(*policy.shape[:-1], -1)
+    ahead = pqr.continuation(chain, values)  # [.., 3, 7]
+    return chain.features + ahead[..., :-1], chain.offset + ahead[..., -1]
+
+
+def ccp(
+    params: model.MembershipParams,
+    panel: simulate.Panel,
+    *,
+    npl_iterations: int = 1,
+    pseudo_count: float = 1.0,
+    initial: jax.Array | None = None,
+    tol: float | None = None,
+    max_newton_iters: int = 100,
+    levels: int = 5,
+    lock_months: int = 11,
+) -> Estimate:
+    """Two-step CCP (``npl_iterations = 1``) or NPL with ``npl_iterations`` pseudo-likelihood
+    fits (module docstring). Each fit is Newton's method from the last estimate (the first from
+    ``initial``, default zeros), ``tol`` on its Newton decrement (default 1e-10 in float64, 1e-3
+    in float32). Pure and jittable; ``iterations`` counts the last fit's Newton steps."""
+    model.check_params(params, levels)
+    check_count("npl_iterations", npl_iterations, 1)
+    dtype = params.theta_ship.dtype
+    counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
+    start = jnp.zeros(len(model.STRUCTURAL), dtype) if initial is None else initial
+    start = _check_start("initial", start, dtype)
+    tol = _default_tol(dtype, 1e-10, 1e-3) if tol is None else tol
+    chains = _semi_markov_segments(params, levels, lock_months)
+
+    def fit(log_policy, theta):
+        features, offset = jax.vmap(_choice_specific)(chains, log_policy)
+        fitted = _fit_logit(features, offset, counts, theta, tol, max_newton_iters)
+        new_policy = jax.nn.log_softmax(features @ fitted.estimates + offset, axis=-1)
+        return new_policy, fitted
+
+    log_policy, fitted = fit(frequency_log_policy(counts, pseudo_count), start)
+
+    def npl_step(carry, _):
+        log_policy, previous = carry
+        return fit(log_policy, previous.estimates), None
+
+    (_, fitted), _ = jax.lax.scan(npl_step, (log_policy, fitted), None, npl_iterations - 1)
+    return fitted
+
+
+def pqr_estimate(
+    params: model.MembershipParams,
+    panel: simulate.Panel,
+    *,
+    pseudo_count: float = 1.0,
+    levels: int = 5,
+    lock_months: int = 11,
+) -> PQRFit:
+    """Tabular PQR (anchor none) on the panel's smoothed frequency CCPs with the known
+    transitions in ``params``, and the visit-weighted projection of the recovered rewards on
+    the (package) features (module docstring). Pure and jittable."""
+    model.check_params(params, levels)
+    dtype = params.theta_ship.dtype
+    counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
+    chains = _semi_markov_segments(params, levels, lock_months)
+    log_policy = frequency_log_policy(counts, pseudo_count)
+    recovered = jax.vmap(pqr.membership_pqr)(chains, log_policy)
+    visits = jnp.broadcast_to(jnp.sum(counts, axis=-1, keepdims=True), counts.shape)
+    projection = pqr.project(chains.features, chains.offset, recovered.reward, visits)
+    rmse_total = projection.rmse**2 * jnp.sum(visits[..., model.MONTHLY :])
+    nan = jnp.full(len(model.STRUCTURAL), jnp.nan, dtype)
+    estimate = Estimate(projection.theta, nan, -rmse_total, jnp.asarray(1), jnp.asarray(True))
+    return PQRFit(recovered.reward, projection, estimate)
+
+
+def interval_coverage(estimate: Estimate, truth: jax.Array, z: float = 1.959964) -> jax.Array:
+    """``bool[6]``: ``|estimate - truth| <= z se`` (the 95 % Wald interval covers the truth)."""
+    return jnp.abs(estimate.estimates - truth) <= z * estimate.standard_errors
+
+
+def recovery(
+    key: PRNGKey,
+    params: model.MembershipParams,
+    num_members: int,
+    months: int,
+    estimators: Sequence[str] = ESTIMATORS,
+    *,
+    npl_iterations: int = 3,
+    pseudo_count: float = 1.0,
+    burn_in: int = 36,
+    levels: int = 5,
+    lock_months: int = 11,
+) -> dict[str, Estimate]:
+    """Simulate one panel from ``params`` (:func:`~.simulate.simulate_panel`) and fit it with
+    each of ``estimators`` (names from :data:`ESTIMATORS`; ``npl`` runs ``npl_iterations``
+    pseudo-likelihood fits, ``ccp`` one); NFXP starts from the static logit. Returns
+    ``{name: Estimate}``. Pure and jittable with the sizes and names static, so ``jax.vmap``
+    over keys runs seeds in parallel (every NFXP fit then iterates until the slowest stops);
+    :func:`interval_coverage` against :func:`structural_vector` of ``params`` scores it."""
+    errors.check_key("key", key)
+    unknown = [name for name in estimators if name not in ESTIMATORS]
+    if unknown or not estimators:
+        errors.fail("estimators", f"a non-empty subset of {ESTIMATORS}", list(estimators))
+    check_count("num_members", num_members, 1)
+    check_count("months", months, 1)
+    panel, _ = simulate.simulate_panel(
+        key,
+        params,
+        num_members,
+        months,
+        burn_in=burn_in,
+        levels=levels,
+        lock_months=lock_months,
+    )
+    sizes = dict(levels=levels, lock_months=lock_months)
+    results = {}
+    if "static" in estimators or "nfxp" in estimators:
+        results["static"] = static_logit(params, panel, **sizes)
+    if "nfxp" in estimators:
+        results["nfxp"] = nfxp(params, panel, initial=results["static"].estimates, **sizes)
+    if "ccp" in estimators:
+        results["ccp"] = ccp(params, panel, pseudo_count=pseudo_count, **sizes)
+    if "npl" in estimators:
+        results["npl"] = ccp(
+            params, panel, npl_iterations=npl_iterations, pseudo_count=pseudo_count, **sizes
+        )
+    if "pqr" in estimators:
+        results["pqr"] = pqr_estimate(params, panel, pseudo_count=pseudo_count, **sizes).estimate
+    return {name: results[name] for name in estimators}
