@@ -37,6 +37,9 @@ it out is the classic bug). :func:`fit_retention` maximises it over ``log`` of t
 by a fixed number of safeguarded Newton steps (jittable, no data-dependent loop); standard
 errors come from the inverse Hessian (delta method back to the natural scale).
 
+:func:`fit_survival_curve` fits the same likelihood to a survival curve given as fractions
+(e.g. simulated by a structural membership model), reading it as a cohort of ``cohort_size``.
+
 **Posterior** (:func:`posterior_projection`): NUTS (NumPyro's functional ``hmc`` kernel, one
 chain, run in a ``lax.scan``, so it jits and vmaps) over ``log alpha, log beta`` (and
 ``log c``) with weakly-informative independent priors
@@ -84,6 +87,7 @@ __all__ = [
     "retention_rates",
     "cohort_log_likelihood",
     "fit_retention",
+    "fit_survival_curve",
     "project",
     "posterior_samples",
     "predictive_survivors",
@@ -440,6 +444,77 @@ def _fit(model, counts, calibration_years, num_newton_steps, start, max_step) ->
         log_likelihood=-value,
         gradient_norm=jnp.linalg.norm(gradient),
     )
+
+
+def fit_survival_curve(
+    survival,
+    *,
+    model: str = "sbg",
+    cohort_size=None,
+    calibration_years: int | None = None,
+    num_newton_steps: int = 30,
+) -> RetentionFit:
+    """Maximum likelihood of ``model`` on a survival curve, e.g. one simulated by a structural
+    model of membership (jittable; ``vmap`` it over curves).
+
+    The curve ``s_0 .. s_T`` (fractions with ``s_0 = 1``, or counts) is read as a cohort of
+    ``n_0`` customers with ``n_t = n_0 s_t / s_0`` survivors, and :func:`fit_retention`'s
+    likelihood is maximised over years ``1 .. t_c``. The estimates depend only on the
+    proportions ``s_t / s_0``; the standard errors are those of a cohort of ``cohort_size``
+    customers (``nan`` when it is not given: a curve of expected fractions carries no sample
+    size).
+
+    Args:
+      survival: ``float[T + 1]`` survival fractions or counts, ``s_0 > 0``, never rising,
+        ``s_T >= 0``.
+      model: ``"sbg"`` or ``"bdw"``.
+      cohort_size: customers behind the curve (``> 0``), for the standard errors.
+      calibration_years: ``t_c`` in ``1 .. T`` (default ``T``: the whole curve).
+      num_newton_steps: Newton steps (Python integer ``>= 1``).
+
+    Returns:
+      A :class:`RetentionFit`; its ``log_likelihood`` is that of ``cohort_size`` customers
+      (of one customer without it).
+    """
+    _check_model(model)
+    errors.check_rank("survival", survival, 1)
+    last_year = np.shape(survival)[0] - 1
+    if calibration_years is None:
+        calibration_years = last_year
+    _check_positive_int("calibration_years", calibration_years)
+    if calibration_years > last_year:
+        errors.fail("calibration_years", f"at most the last year {last_year}", calibration_years)
+    _check_positive_int("num_newton_steps", num_newton_steps)
+    if errors.is_concrete(survival):
+        curve = np.asarray(survival, np.float64)
+        if not np.all(np.isfinite(curve)) or curve[0] <= 0 or np.any(curve < 0):
+            errors.fail("survival", "finite values >= 0 with s_0 > 0", curve.tolist())
+        rises = np.flatnonzero(np.diff(curve) > 0)
+        if rises.size:
+            year = int(rises[0]) + 1
+            errors.fail(
+                "survival",
+                "a curve that never rises",
+                f"{curve[year - 1]} in year {year - 1} then {curve[year]} in year {year}",
+            )
+    if cohort_size is not None:
+        _check_positive("cohort_size", cohort_size)
+    survival = _float(survival)
+    size = jnp.ones((), survival.dtype) if cohort_size is None else _float(cohort_size)
+    fit = _fit(
+        model,
+        size * survival / survival[0],
+        calibration_years,
+        num_newton_steps,
+        _default_log_params(model).astype(survival.dtype),
+        4.0,  # fit_retention's default max_step (a Python float: the same compiled fit)
+    )
+    if cohort_size is None:
+        fit = fit._replace(
+            standard_errors=jnp.full_like(fit.standard_errors, jnp.nan),
+            log_params_covariance=jnp.full_like(fit.log_params_covariance, jnp.nan),
+        )
+    return fit
 
 
 def project(model: str, params, cohort_size, t_max: int) -> jax.Array:

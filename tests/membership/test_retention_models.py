@@ -297,3 +297,53 @@ def test_posterior_projection_runs_under_jit_and_vmap():
 def test_bad_input_raises_a_named_error(call, name):
     with pytest.raises(InvalidArgumentError, match=f"^{name}"):
         call()
+
+
+@pytest.mark.parametrize(
+    ("model", "truth"), [("sbg", (0.8, 2.5)), ("bdw", (0.6, 1.5, 1.4)), ("bdw", (1.5, 4.0, 0.7))]
+)
+def test_survival_curve_fit_recovers_an_exact_curve(model, truth):
+    c = truth[2] if model == "bdw" else 1.0
+    curve = scipy_survival(truth[0], truth[1], c, np.arange(13))
+    fit = retention.fit_survival_curve(curve, model=model)
+    np.testing.assert_allclose(fit.params, truth, rtol=1e-6)
+    assert np.all(np.isnan(np.asarray(fit.standard_errors)))
+    # counts of the same proportions give the same estimates
+    scaled = retention.fit_survival_curve(5_000 * curve, model=model, cohort_size=5_000)
+    np.testing.assert_allclose(scaled.params, fit.params, rtol=1e-8)
+    assert np.all(np.asarray(scaled.standard_errors) > 0)
+
+
+def test_survival_curve_fit_of_a_cohort_equals_the_cohort_fit():
+    survivors = COHORTS["regular"]
+    cohort = retention.fit_retention("sbg", survivors, 7)
+    curve = retention.fit_survival_curve(
+        survivors / survivors[0], cohort_size=survivors[0], calibration_years=7
+    )
+    np.testing.assert_allclose(curve.params, cohort.params, rtol=1e-8)
+    np.testing.assert_allclose(curve.standard_errors, cohort.standard_errors, rtol=1e-6)
+    assert float(curve.log_likelihood) == pytest.approx(float(cohort.log_likelihood), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"survival": [1.0, 0.8, 0.9]}, "survival"),
+        ({"survival": [0.0, 0.0, 0.0]}, "survival"),
+        ({"survival": [1.0, np.nan, 0.5]}, "survival"),
+        ({"survival": [[1.0, 0.5]]}, "survival"),
+        ({"survival": [1.0, 0.8, 0.5], "calibration_years": 3}, "calibration_years"),
+        ({"survival": [1.0, 0.8, 0.5], "cohort_size": 0.0}, "cohort_size"),
+        ({"survival": [1.0, 0.8, 0.5], "model": "exponential"}, "model"),
+    ],
+)
+def test_survival_curve_fit_names_bad_input(kwargs, name):
+    with pytest.raises(InvalidArgumentError, match=f"^{name}"):
+        retention.fit_survival_curve(**kwargs)
+
+
+def test_survival_curve_fit_vmaps_over_curves():
+    truths = np.array([[0.5, 1.0], [0.8, 2.5], [2.0, 6.0]])
+    curves = np.stack([scipy_survival(a, b, 1.0, np.arange(13)) for a, b in truths])
+    fits = jax.jit(jax.vmap(retention.fit_survival_curve))(jnp.asarray(curves))
+    np.testing.assert_allclose(fits.params, truths, rtol=1e-6)
