@@ -132,7 +132,8 @@ def semi_markov(
     model.check_params(params, levels)
     dtype = params.theta_ship.dtype
     tenure = model.tenure_transition(dtype)
-    _check_reset(np.asarray(model.tenure_transition(np.float64))[0])
+    with jax.ensure_compile_time_eval():
+        _check_reset(np.asarray(model.tenure_transition(jnp.float32))[0])
     exogenous = _joint_exogenous(params, segment, levels)
     steps = lock_months + 1
     power = jnp.linalg.matrix_power
