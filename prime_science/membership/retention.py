@@ -40,7 +40,7 @@ errors come from the inverse Hessian (delta method back to the natural scale).
 :func:`fit_survival_curve` fits the same likelihood to a survival curve given as fractions
 (e.g. simulated by a structural membership model), reading it as a cohort of ``cohort_size``.
 
-**Posterior** (:func:`posterior_projection`): NUTS (NumPyro's functional ``hmc`` kernel, one
+**Posterior** (:func:`posterior_projection`): NUTS (:func:`prime_science.priors.nuts.nuts_chain`, one
 chain, run in a ``lax.scan``, so it jits and vmaps) over ``log alpha, log beta`` (and
 ``log c``) with weakly-informative independent priors
 
@@ -68,10 +68,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
-from numpyro.infer.hmc import hmc
 
 from prime_science.core import errors
 from prime_science.core.types import PRNGKey
+from prime_science.priors.nuts import nuts_chain
 
 __all__ = [
     "MODELS",
@@ -602,20 +602,11 @@ def posterior_samples(
         )
         return -(log_likelihood + _log_prior(model, log_params, prior_scale, duration_prior_scale))
 
-    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
-    state = init_kernel(start, num_warmup, rng_key=key)
-
-    def nuts_step(state, _):
-        state = sample_kernel(state)
-        return state, (state.z, state.accept_prob, state.diverging)
-
-    _, (draws, accept_prob, diverging) = jax.lax.scan(
-        nuts_step, state, None, length=num_warmup + num_samples
-    )
+    chain = nuts_chain(key, potential, start, num_warmup=num_warmup, num_samples=num_samples)
     return PosteriorSamples(
-        log_params=draws[num_warmup:],
-        accept_prob=jnp.mean(accept_prob[num_warmup:]),
-        num_divergent=jnp.sum(diverging[num_warmup:]).astype(jnp.int32),
+        log_params=chain.draws,
+        accept_prob=chain.accept_prob,
+        num_divergent=chain.num_divergent,
     )
 
 

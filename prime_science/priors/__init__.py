@@ -1,8 +1,9 @@
 """Empirical-Bayes meta-priors (Nabi et al. 2022): group prior records, the closed-form
 method-of-moments estimator and the weak-prior probit refit that feeds it per-weight estimates,
 type-II maximum likelihood of group priors directly from logged probit events (Laplace
-evidence), and (in :mod:`prime_science.priors.hierarchical`, the only module that imports
-NumPyro) hierarchical models fitted by SVI and NUTS."""
+evidence), hierarchical models fitted by SVI and NUTS (:mod:`prime_science.priors.hierarchical`)
+and one NUTS chain on any potential as a jittable function (:mod:`prime_science.priors.nuts`):
+the two modules of the library that import NumPyro."""
 
 from prime_science.priors.laplace import Type2Fit, probit_type2
 from prime_science.priors.moments import (
