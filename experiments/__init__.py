@@ -16,6 +16,8 @@ from experiments import (
     layout_search,
     layouts,
     meta_prior,
+    ope_obd,
+    retention,
     rust_bus,
 )
 
@@ -31,4 +33,6 @@ EXPERIMENTS = (
     rust_bus,
     irl,
     deep_pqr,
+    retention,
+    ope_obd,
 )

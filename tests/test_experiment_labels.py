@@ -57,11 +57,18 @@ def test_report_text_cites_what_the_repository_holds(experiment):
     assert "shared/" not in (experiment.__doc__ or "")
 
 
-def test_only_rust_bus_reads_a_packaged_data_set():
+READERS = {"rust_bus": ("rust_bus",), "retention": ("retention",), "ope_obd": ("obd",)}
+"""The experiments that read a packaged data set, and the sets they read."""
+
+
+def test_data_sets_are_declared_and_shipped_with_their_provenance():
     data_sets = {name: experiment.DATASETS for name, experiment in EXPERIMENTS}
-    assert data_sets.pop("rust_bus") == ("rust_bus",)
+    for name, declared in READERS.items():
+        assert data_sets.pop(name) == declared
+        for data_set in declared:
+            folder = Path(datasets.__file__).parent / "data" / data_set
+            assert (folder / "PROVENANCE.md").is_file()
     assert set(data_sets.values()) == {()}
-    assert (Path(datasets.__file__).parent / "data" / "rust_bus" / "PROVENANCE.md").is_file()
 
 
 def _summary_keys(module, config, seeds=2):

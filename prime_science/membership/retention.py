@@ -40,8 +40,9 @@ errors come from the inverse Hessian (delta method back to the natural scale).
 :func:`fit_survival_curve` fits the same likelihood to a survival curve given as fractions
 (e.g. simulated by a structural membership model), reading it as a cohort of ``cohort_size``.
 
-**Posterior** (:func:`posterior_projection`): NUTS (:func:`prime_science.priors.nuts.nuts_chain`, one
-chain, run in a ``lax.scan``, so it jits and vmaps) over ``log alpha, log beta`` (and
+**Posterior** (:func:`posterior_projection`): NUTS
+(:func:`prime_science.priors.nuts.nuts_chain`, one chain, run in a ``lax.scan``, so it jits and
+vmaps) over ``log alpha, log beta`` (and
 ``log c``) with weakly-informative independent priors
 
     log alpha ~ N(0, 2^2),   log beta ~ N(0, 2^2),   log c ~ N(0, 1)
