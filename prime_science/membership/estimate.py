@@ -505,6 +505,7 @@ def ccp(
     in float32). Pure and jittable; ``iterations`` counts the last fit's Newton steps."""
     model.check_params(params, levels)
     check_count("npl_iterations", npl_iterations, 1)
+    check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
     dtype = params.theta_ship.dtype
     counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
     start = jnp.zeros(len(model.STRUCTURAL), dtype) if initial is None else initial
@@ -540,6 +541,7 @@ def pqr_estimate(
     transitions in ``params``, and the visit-weighted projection of the recovered rewards on
     the (package) features (module docstring). Pure and jittable."""
     model.check_params(params, levels)
+    check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
     dtype = params.theta_ship.dtype
     counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
     chains = _semi_markov_segments(params, levels, lock_months)

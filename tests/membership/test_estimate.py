@@ -1,0 +1,263 @@
+"""Membership estimators: NFXP, CCP / NPL, PQR from a panel, static logit, against oracles
+(numpy counts and likelihoods, scipy's optimiser, the simulator's truth)."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import optimize
+
+from prime_science.core.errors import InvalidArgumentError
+from prime_science.membership import estimate, model, simulate
+
+MEMBERS, MONTHS = 5_000, 24
+
+
+@pytest.fixture(scope="module")
+def panel():
+    """One 5,000 x 24 panel from the truth, simulated in float32 (int32 codes; the estimators
+    below run in float64)."""
+    truth = model.true_params(jnp.float32)
+    panel, _ = simulate.simulate_panel(jax.random.key(0), truth, MEMBERS, MONTHS)
+    return jax.tree.map(np.asarray, panel)
+
+
+@pytest.fixture(scope="module")
+def params():
+    with jax.enable_x64(True):
+        yield model.true_params(jnp.float64)
+
+
+@pytest.fixture(scope="module")
+def fits(panel, params):
+    """Static logit, two-step CCP and NPL (3 fits) on the panel, float64."""
+    with jax.enable_x64(True):
+        return {
+            "static": estimate.static_logit(params, panel),
+            "ccp": estimate.ccp(params, panel),
+            "npl": estimate.ccp(params, panel, npl_iterations=3),
+        }
+
+
+def tiny_panel():
+    """Two members, three months: member 0 buys annual then sits locked; member 1 joins
+    monthly and leaves."""
+    codes = dict(
+        plan=[[0, 2, 3], [0, 1, 1]],
+        tenure=[[0, 1, 1], [0, 1, 2]],
+        ship=[[1, 2, 2], [0, 0, 1]],
+        video=[[0, 1, 1], [4, 3, 3]],
+        content=[[0, 0, 1], [1, 0, 0]],
+        regime=[[1, 0, 0], [0, 2, 2]],
+        choice=[[2, 2, 2], [1, 1, 0]],
+    )
+    fields = {k: np.asarray(v, np.int32) for k, v in codes.items()}
+    return simulate.Panel(segment=np.asarray([1, 0], np.int32), **fields)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p._replace(tenure=p.tenure[:, :2]), "panel.tenure: expected shape"),
+        (lambda p: p._replace(choice=p.choice.at[0, 0].set(3)), "panel.choice: expected codes"),
+        (lambda p: p._replace(choice=p.choice.at[0, 1].set(1)), "annual .2. in a locked"),
+        (lambda p: p._replace(ship=p.ship.at[1, 2].set(5)), "panel.ship: expected codes"),
+        (lambda p: p._replace(plan=p.plan.at[1, 0].set(13)), "panel.plan: expected codes"),
+        (lambda p: p._replace(segment=p.segment[:1]), "panel.segment: expected shape"),
+        (lambda p: p._replace(segment=p.segment.at[0].set(2)), "panel.segment: expected 0 or 1"),
+        (lambda p: p._replace(regime=p.regime.astype(jnp.float32)), "panel.regime: expected int"),
+    ],
+)
+def test_bad_panels_are_named(change, message):
+    bad = change(jax.tree.map(jnp.asarray, tiny_panel()))
+    with pytest.raises(InvalidArgumentError, match=message):
+        estimate.check_panel(bad)
+    with pytest.raises(InvalidArgumentError, match=message):
+        estimate.choice_counts(bad)
+
+
+def test_not_a_panel():
+    with pytest.raises(InvalidArgumentError, match="panel: expected a simulate.Panel"):
+        estimate.check_panel(tuple(tiny_panel()))
+
+
+def brute_force_counts(panel, shape):
+    """``N(s, a)`` by a loop over the free rows."""
+    expected = np.zeros(shape)
+    for i, t in zip(*np.nonzero(np.asarray(panel.plan) < 2), strict=True):
+        cell = tuple(
+            int(x)
+            for x in (
+                panel.segment[i],
+                panel.plan[i, t],
+                panel.tenure[i, t],
+                panel.ship[i, t] * 5 + panel.video[i, t],
+                panel.content[i, t],
+                panel.regime[i, t],
+                panel.choice[i, t],
+            )
+        )
+        expected[cell] += 1
+    return expected
+
+
+def test_choice_counts_tiny_panel():
+    counts = np.asarray(estimate.choice_counts(tiny_panel()))
+    np.testing.assert_array_equal(counts, brute_force_counts(tiny_panel(), counts.shape))
+    assert counts.sum() == 4  # member 0's first month, member 1's three
+    assert counts[1, 0, 0, 5, 0, 1, 2] == 1  # segment 1, none, ship 1 video 0, promo: annual
+
+
+@pytest.mark.slow
+def test_choice_counts_brute_force(panel):
+    """Slow: simulating the module's panel."""
+    counts = np.asarray(estimate.choice_counts(panel))
+    np.testing.assert_array_equal(counts, brute_force_counts(panel, counts.shape))
+    assert counts.sum() == np.sum(panel.plan < 2) < panel.plan.size
+
+
+@pytest.mark.slow
+def test_panel_log_likelihood_row_by_row(panel, params):
+    """Every row's ``log pi(choice | state)`` from the solved tables, locked rows included
+    (they add exactly 0)."""
+    with jax.enable_x64(True):
+        ours = float(estimate.panel_log_likelihood(params, panel))
+        log_policy = np.stack([np.asarray(model.solve(params, s).log_policy) for s in (0, 1)])
+    rows = log_policy[
+        panel.segment[:, None],
+        panel.plan,
+        panel.tenure,
+        panel.ship * 5 + panel.video,
+        panel.content,
+        panel.regime,
+        panel.choice,
+    ]
+    assert np.all(rows[panel.plan >= 2] == 0.0)
+    np.testing.assert_allclose(ours, rows.sum(), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_static_logit_matches_scipy_and_is_biased(fits, panel, params):
+    """The static logit's maximum against scipy's BFGS on a numpy likelihood; then its bias:
+    it misses the truth by more than 10 standard errors in every coordinate it gets wrong."""
+    fit = fits["static"]
+    assert bool(fit.converged)
+    with jax.enable_x64(True):
+        counts = np.asarray(estimate.choice_counts(panel, dtype=jnp.float64))
+        features = np.asarray(model.utility_features(params)[:2])
+
+    def negative_log_likelihood(theta):
+        utility = features @ theta
+        top = utility.max(-1, keepdims=True)
+        log_p = utility - top - np.log(np.exp(utility - top).sum(-1, keepdims=True))
+        return -np.sum(counts * log_p)
+
+    reference = optimize.minimize(
+        negative_log_likelihood, np.asarray(fit.estimates) * 0.9, method="BFGS", tol=1e-10
+    )
+    np.testing.assert_allclose(-reference.fun, fit.log_likelihood, rtol=1e-9)
+    np.testing.assert_allclose(reference.x, fit.estimates, rtol=1e-4, atol=1e-5)
+    truth = np.asarray(estimate.structural_vector(params))
+    error = np.abs(np.asarray(fit.estimates) - truth) / np.asarray(fit.standard_errors)
+    assert error.max() > 10
+    assert float(fit.estimates[4]) < 0.5 * truth[4]  # price sensitivity: annual looks dear
+
+
+@pytest.mark.slow
+def test_npl_approaches_two_step_ccp_leaves(fits, params):
+    """NPL's third fit is within a quarter standard error of the NFXP estimate measured on this
+    panel (theta^NFXP below, from the slow test's fit); two-step CCP is the furthest."""
+    nfxp_estimate = np.asarray([-1.08383, 1.96527, 1.18543, 0.60872, 0.100079, 1.47263])
+    scale = np.asarray(fits["npl"].standard_errors)
+    npl_gap = np.abs(np.asarray(fits["npl"].estimates) - nfxp_estimate) / scale
+    ccp_gap = np.abs(np.asarray(fits["ccp"].estimates) - nfxp_estimate) / scale
+    assert npl_gap.max() < 0.25
+    assert ccp_gap.max() > npl_gap.max()
+    for fit in fits.values():
+        assert bool(fit.converged) and np.all(np.asarray(fit.standard_errors) > 0)
+
+
+@pytest.mark.slow
+def test_nfxp_recovers_truth(panel, params, fits):
+    """NFXP from the two-step CCP estimate (its default start, the static logit, takes ~13
+    BHHH steps instead of ~5): within 3 standard errors of the truth, a log-likelihood gradient
+    of ~0 at the estimate, a likelihood above the truth's, close to NPL."""
+    with jax.enable_x64(True):
+        start = time.perf_counter()
+        fit = jax.block_until_ready(estimate.nfxp(params, panel, initial=fits["ccp"].estimates))
+        seconds = time.perf_counter() - start
+        truth = estimate.structural_vector(params)
+        assert bool(fit.converged), seconds
+        se = np.asarray(fit.standard_errors)
+        assert np.all(np.abs(np.asarray(fit.estimates - truth)) < 3 * se)
+        log_likelihood = lambda theta: estimate.panel_log_likelihood(  # noqa: E731
+            estimate.with_structural(params, theta), panel
+        )
+        gradient = np.asarray(jax.jacfwd(log_likelihood)(fit.estimates))
+        # a step of one standard error along any axis changes L by at most 1e-3 to first order
+        assert np.max(np.abs(gradient) * se) < 1e-3
+        np.testing.assert_allclose(log_likelihood(fit.estimates), fit.log_likelihood, rtol=1e-12)
+        assert float(fit.log_likelihood) > float(log_likelihood(truth))
+        gap = np.abs(np.asarray(fit.estimates - fits["npl"].estimates)) / se
+        assert gap.max() < 0.25
+
+
+def test_nfxp_refuses_bad_starts(params):
+    panel = tiny_panel()
+    with jax.enable_x64(True):
+        with pytest.raises(InvalidArgumentError, match="initial: expected finite"):
+            estimate.nfxp(params, panel, initial=jnp.full(6, jnp.nan))
+        with pytest.raises(InvalidArgumentError, match="initial: expected shape"):
+            estimate.nfxp(params, panel, initial=jnp.zeros(5))
+        with pytest.raises(InvalidArgumentError, match="npl_iterations"):
+            estimate.ccp(params, panel, npl_iterations=0)
+        with pytest.raises(InvalidArgumentError, match="pseudo_count"):
+            estimate.pqr_estimate(params, panel, pseudo_count=0.0)
+
+
+@pytest.mark.slow
+def test_pqr_from_panel_reports_its_projection(panel, params):
+    with jax.enable_x64(True):
+        fit = estimate.pqr_estimate(params, panel)
+        assert fit.reward.shape == (2, 2, 6, 25, 2, 3, 3)
+        assert np.all(np.isfinite(np.asarray(fit.projection.theta)))
+        assert 0.0 < float(fit.projection.r_squared) <= 1.0
+        assert float(fit.projection.rmse) > 0.0
+        assert np.all(np.isnan(np.asarray(fit.estimate.standard_errors)))
+        # the anchor's reward is the normalisation: 0 up to rounding at every free state
+        assert float(jnp.max(jnp.abs(fit.reward[..., model.NONE]))) < 1e-9
+        assert float(fit.projection.theta[4]) > 0.0  # dearer plans are chosen less
+
+
+def test_interval_coverage():
+    fit = estimate.Estimate(
+        jnp.asarray([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        jnp.asarray([1.0, 1.0, 1.0, 1.0, 1.0, 0.1]),
+        jnp.asarray(0.0),
+        jnp.asarray(1),
+        jnp.asarray(True),
+    )
+    truth = jnp.asarray([1.0, 0.0, 4.9, 2.1, 5.0, 6.3])
+    expected = [True, False, True, True, True, False]
+    np.testing.assert_array_equal(estimate.interval_coverage(fit, truth), expected)
+
+
+def test_recovery_refuses_unknown_estimators(params):
+    with pytest.raises(InvalidArgumentError, match="estimators: expected"):
+        estimate.recovery(jax.random.key(0), params, 10, 2, estimators=("mle",))
+    with pytest.raises(InvalidArgumentError, match="estimators: expected"):
+        estimate.recovery(jax.random.key(0), params, 10, 2, estimators=())
+
+
+@pytest.mark.slow
+def test_recovery_runs_estimators_under_x64(params):
+    """A small float64 recovery (simulation included): one record per estimator, in order."""
+    with jax.enable_x64(True):
+        names = ("static", "ccp", "pqr")
+        results = estimate.recovery(jax.random.key(1), params, 400, 6, estimators=names)
+        assert tuple(results) == names
+        for fit in results.values():
+            assert fit.estimates.shape == (6,) and fit.estimates.dtype == jnp.float64
+            assert np.all(np.isfinite(np.asarray(fit.estimates)))
