@@ -164,8 +164,8 @@ def initial_states(
     if not 0.0 <= float(rural_share) <= 1.0:
         errors.fail("rural_share", "a share in [0, 1]", rural_share)
     k_ship, k_video, k_segment = jax.random.split(key, 3)
-    ship = jax.random.randint(k_ship, (num_members,), 0, min(3, levels))
-    video = jax.random.randint(k_video, (num_members,), 0, min(2, levels))
+    ship = jax.random.randint(k_ship, (num_members,), 0, min(3, levels), jnp.int32)
+    video = jax.random.randint(k_video, (num_members,), 0, min(2, levels), jnp.int32)
     zeros = jnp.zeros(num_members, jnp.int32)
     segment = jax.random.bernoulli(k_segment, rural_share, (num_members,)).astype(jnp.int32)
     return MemberStates(zeros, zeros, ship * levels + video, zeros, zeros, segment)
