@@ -5,7 +5,8 @@ customer draws an action from ``pi(a | s)`` (infeasible actions have probability
 a locked member never chooses), pays its price, and the state moves by the model's own
 transition tables (:func:`tables`), so a simulated panel has exactly the law the estimators
 assume. Every draw is an inverse-CDF lookup of one uniform: five uniforms per member-month
-(action, tenure, engagement, content, regime), from ``jax.random.split(key, months)``.
+(action, tenure, engagement, content, regime), hashed from the month's key
+(``jax.random.split(key, months)``) and the customer's index.
 
 The panel (:class:`Panel`) is the format a user's real logs are read into
 (:mod:`.panel`): the state at the start of each month and the action taken in it.
@@ -18,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from prime_science.core import errors
+from prime_science.core import errors, random
 from prime_science.core.types import PRNGKey
 from prime_science.membership import model
 
@@ -112,11 +113,27 @@ def tables(
     )
 
 
-def _draw(probs: jax.Array, uniform: jax.Array) -> jax.Array:
-    """Inverse CDF: the index ``i`` with ``cdf[i-1] <= u total < cdf[i]`` of each row."""
+def _cdf(probs: jax.Array) -> jax.Array:
+    """Row-wise cumulative sums normalised so that the last entry is exactly 1."""
     cdf = jnp.cumsum(probs, axis=-1)
-    index = jnp.sum(cdf < uniform[..., None] * cdf[..., -1:], axis=-1)
-    return jnp.minimum(index, probs.shape[-1] - 1).astype(jnp.int32)
+    return cdf / cdf[..., -1:]
+
+
+def _draw(cdf: jax.Array, uniform: jax.Array) -> jax.Array:
+    """Inverse CDF: the index ``i`` with ``cdf[i-1] < u <= cdf[i]`` of each row (``u`` in
+    ``(0, 1)``; a zero-probability entry adds no width, so it is never drawn)."""
+    return jnp.sum(cdf < uniform[..., None], axis=-1).astype(jnp.int32)
+
+
+def _uniforms(key: PRNGKey, num_members: int, dtype) -> list[jax.Array]:
+    """Five uniforms on ``(0, 1)`` per customer: stream ``j`` of the key hashed with the
+    customer's index (:func:`prime_science.core.random.random_bits`), so a customer's draws do
+    not depend on how the population is split over devices."""
+    words = random.key_words(key)
+    counters = jnp.arange(num_members, dtype=jnp.uint32)
+    return [
+        random.uniform_open(random.random_bits(words, j, counters)).astype(dtype) for j in range(5)
+    ]
 
 
 def step(
@@ -125,26 +142,32 @@ def step(
     """One month: ``(next states, action int32[N], payment float[N])``.
 
     ``regime_override`` (an int, or ``None``) sets every customer's regime this month before
-    the choice (a one-month promotion is ``regime_override = 1``)."""
-    u = jax.random.uniform(key, (states.plan.shape[0], 5), dtype=tables_.prices.dtype)
+    the choice (a one-month promotion is ``regime_override = 1``). The cumulative tables are
+    built once per call (they are small next to a population), each draw is one comparison of
+    a uniform with a gathered row of them."""
+    u_action, u_tenure, u_engagement, u_content, u_regime = _uniforms(
+        key, states.plan.shape[0], tables_.prices.dtype
+    )
     regime = (
         states.regime if regime_override is None else jnp.full_like(states.regime, regime_override)
     )
-    policy = jnp.exp(
-        tables_.log_policy[
+    policy_cdf = _cdf(jnp.exp(tables_.log_policy))
+    action = _draw(
+        policy_cdf[
             states.segment, states.plan, states.tenure, states.engagement, states.content, regime
-        ]
+        ],
+        u_action,
     )
-    action = _draw(policy, u[:, 0])
     free = states.plan < 2
     payment = jnp.where(free, tables_.prices[regime, action], 0.0)
     member = (action != model.NONE).astype(jnp.int32)
-    tenure = _draw(tables_.tenure[member, states.tenure], u[:, 1])
+    tenure = _draw(_cdf(tables_.tenure)[member, states.tenure], u_tenure)
     engagement = _draw(
-        tables_.engagement[states.segment, member, states.content, states.engagement], u[:, 2]
+        _cdf(tables_.engagement)[states.segment, member, states.content, states.engagement],
+        u_engagement,
     )
-    content = _draw(tables_.content[states.content], u[:, 3])
-    next_regime = _draw(tables_.regime[regime], u[:, 4])
+    content = _draw(_cdf(tables_.content)[states.content], u_content)
+    next_regime = _draw(_cdf(tables_.regime)[regime], u_regime)
     plan = tables_.next_plan[states.plan, action]
     return (
         MemberStates(plan, tenure, engagement, content, next_regime, states.segment),
