@@ -405,13 +405,33 @@ def expected_next_values(
     ``E[V(s') | s, a] = sum_{t', e', c', r'} T_m[t, t'] P_{m, c}[e, e'] C[c, c'] R[r, r']
     V(plan'(plan, a), t', e', c', r')`` with ``m = 1[a != none]``, contracted one component
     at a time."""
-    content = content_transition(params)
-    regime = params.regime_transition
-    engagement = engagement_transition(params, segment, levels)  # [m, c, e, e']
-    tenure = tenure_transition(value.dtype)  # [m, t, t']
-    over_exogenous = jnp.einsum("pteCR,cC,rR->ptecr", value, content, regime)
-    over_engagement = jnp.einsum("mcEe,ptecr->mptEcr", engagement, over_exogenous)
-    by_member = jnp.einsum("mTt,mptecr->mpTecr", tenure, over_engagement)  # [m, plan', t, ...]
+    return _expect(_transitions(params, segment, levels, value.dtype), value, lock_months)
+
+
+class _Transitions(NamedTuple):
+    """The factors of ``P(s' | s, a)`` for one segment (what a Bellman step reads)."""
+
+    content: jax.Array  # [c, c']
+    regime: jax.Array  # [r, r']
+    engagement: jax.Array  # [member?, c, e, e']
+    tenure: jax.Array  # [member?, t, t']
+
+
+def _transitions(params: MembershipParams, segment, levels: int, dtype) -> _Transitions:
+    return _Transitions(
+        content=content_transition(params),
+        regime=params.regime_transition,
+        engagement=engagement_transition(params, segment, levels),
+        tenure=tenure_transition(dtype),
+    )
+
+
+def _expect(transitions: _Transitions, value: jax.Array, lock_months: int) -> jax.Array:
+    over_exogenous = jnp.einsum(
+        "pteCR,cC,rR->ptecr", value, transitions.content, transitions.regime
+    )
+    over_engagement = jnp.einsum("mcEe,ptecr->mptEcr", transitions.engagement, over_exogenous)
+    by_member = jnp.einsum("mTt,mptecr->mpTecr", transitions.tenure, over_engagement)
     plan_after = next_plan(lock_months)  # [plan, a]
     member_after = (np.arange(len(ACTIONS)) != NONE).astype(np.int32)  # [a]
     gathered = by_member[member_after[None, :], plan_after]  # [plan, a, t, e, c, r]
@@ -437,11 +457,10 @@ class Solution(NamedTuple):
     residual: jax.Array
 
 
-def _choice_values(params, value, segment, levels, lock_months):
+def _choice_values(utilities, transitions, discount, value, lock_months):
+    """``Q(s, a) = u(s, a) + beta E[V(s') | s, a]`` with ``-inf`` on infeasible actions."""
     feasible = jnp.asarray(feasible_actions(lock_months))[:, None, None, None, None, :]
-    q = flow_utilities(params, levels, lock_months) + params.discount * expected_next_values(
-        params, value, segment, levels, lock_months
-    )
+    q = utilities + discount * _expect(transitions, value, lock_months)
     return jnp.where(feasible, q, -jnp.inf)
 
 
@@ -473,8 +492,14 @@ def solve(
     if start.shape != shape:
         errors.fail("initial", f"a value table of shape {shape}", start.shape)
 
+    utilities = flow_utilities(params, levels, lock_months)
+    transitions = _transitions(params, segment, levels, dtype)
+
+    def choice_values(v):
+        return _choice_values(utilities, transitions, params.discount, v, lock_months)
+
     def relative(w):
-        t = jax.nn.logsumexp(_choice_values(params, w, segment, levels, lock_months), axis=-1)
+        t = jax.nn.logsumexp(choice_values(w), axis=-1)
         return t - t.reshape(-1)[0], t.reshape(-1)[0]
 
     def cond(carry):
@@ -492,7 +517,7 @@ def solve(
     )
     _, gain = relative(w)
     value = w + gain / (1.0 - params.discount)
-    q = _choice_values(params, value, segment, levels, lock_months)
+    q = choice_values(value)
     log_policy = q - jax.nn.logsumexp(q, axis=-1, keepdims=True)
     log_policy = jnp.where(jnp.isfinite(q), log_policy, -jnp.inf)
     return Solution(value, q, log_policy, iterations, residual)
