@@ -22,7 +22,7 @@ TINY = membership.Config(
     sweep_members=400,
     sweep_months=12,
     sweep_replicates=2,
-    cohort_members=600,
+    cohort_members=6_000,
     cohort_years=2,
     deep_pqr_sizes=(),
 )
