@@ -15,6 +15,7 @@ from experiments import (
     irl,
     layout_search,
     layouts,
+    membership,
     meta_prior,
     ope_obd,
     retention,
@@ -33,6 +34,7 @@ EXPERIMENTS = (
     rust_bus,
     irl,
     deep_pqr,
+    membership,
     retention,
     ope_obd,
 )
