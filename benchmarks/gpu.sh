@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Both benchmark suites (beta_bernoulli_sample, probit_scoring) on a GPU machine, in one call
-# from the repo root:
+# Every benchmark suite (beta_bernoulli_sample, probit_scoring, hill_climb, ope) and the
+# membership whole-fit benchmark on a GPU machine, in one call from the repo root:
 #
-#   bash benchmarks/gpu.sh [extra flags for benchmarks/run.py, passed to both suites]
+#   bash benchmarks/gpu.sh [extra flags for benchmarks/run.py, passed to every suite]
 #
 # Needs jax with CUDA and the project's dependencies already installed; no network and no
 # install step (the package comes from the checkout through PYTHONPATH). Results go to $OUT when
 # it is set (the device tool returns what is written there), else benchmarks/results/gpu:
 # <suite>.json, <suite>.md and <suite>.stderr.log (progress bar, warnings, any traceback).
 #
-# Time budget, well under 8 minutes: each suite runs in its own process; each row gets
-# ROW_SECONDS (default 20); no row starts after SUITE_SECONDS (default 180) of its suite; each
-# suite is interrupted after HARD_LIMIT_SECONDS (default 210). Results are rewritten after every
-# row, so an interrupted run keeps the rows it finished.
+# Time budget, under 11 minutes so that it fits a 15-minute device lease with the machine's
+# start: each suite runs in its own process; each row gets ROW_SECONDS (default 15); no row
+# starts after SUITE_SECONDS (default 110) of its suite; each suite is interrupted after
+# HARD_LIMIT_SECONDS (default 140), the membership benchmark after MEMBERSHIP_SECONDS (default
+# 90). Results are rewritten after every row, so an interrupted run keeps the rows it finished.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,10 +26,11 @@ nvidia-smi -L || echo "nvidia-smi: not available"
 "$python_bin" -c 'import jax; print("jax", jax.__version__, jax.devices())'
 
 final=0
-for suite in beta_bernoulli_sample probit_scoring; do
-  timeout --signal=INT --kill-after=30 "${HARD_LIMIT_SECONDS:-210}" \
+suites="beta_bernoulli_sample probit_scoring hill_climb ope"
+for suite in $suites; do
+  timeout --signal=INT --kill-after=20 "${HARD_LIMIT_SECONDS:-140}" \
     "$python_bin" benchmarks/run.py --suite "$suite" --gpu --out "$out_dir" \
-    --max-seconds "${ROW_SECONDS:-20}" --total-seconds "${SUITE_SECONDS:-180}" "$@" \
+    --max-seconds "${ROW_SECONDS:-15}" --total-seconds "${SUITE_SECONDS:-110}" "$@" \
     2>"$out_dir/$suite.stderr.log"
   status=$?
   if [ "$status" -ne 0 ]; then
@@ -38,7 +40,12 @@ for suite in beta_bernoulli_sample probit_scoring; do
   fi
 done
 
-for suite in beta_bernoulli_sample probit_scoring; do
+timeout --signal=INT --kill-after=20 "${MEMBERSHIP_SECONDS:-90}" \
+  "$python_bin" benchmarks/membership.py --members 1e6 --months 36 --solves 1000 \
+  --numpy-solves 4 --repeats 3 --out "$out_dir" 2>"$out_dir/membership.stderr.log" \
+  || { echo "benchmarks/membership.py failed or ran out of time"; final=1; }
+
+for suite in $suites membership; do
   cat "$out_dir/$suite.md" 2>/dev/null || echo "$suite: no results written"
 done
 exit "$final"
