@@ -69,6 +69,7 @@ Precision follows ``params`` (float64 advisable: ``beta = 0.99``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -84,8 +85,11 @@ from prime_science.membership import model, pqr, simulate
 
 __all__ = [
     "ESTIMATORS",
+    "FIRST_STAGES",
+    "SIEVE_BLOCKS",
     "Estimate",
     "PQRFit",
+    "SieveFit",
     "ccp",
     "check_panel",
     "choice_counts",
@@ -95,6 +99,9 @@ __all__ = [
     "panel_log_likelihood",
     "pqr_estimate",
     "recovery",
+    "sieve_features",
+    "sieve_log_policy",
+    "sieve_logit",
     "static_logit",
     "structural_vector",
     "with_structural",
@@ -239,6 +246,184 @@ def frequency_log_policy(counts: jax.Array, pseudo_count: float = 1.0) -> jax.Ar
     check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
     smoothed = counts + pseudo_count / counts.shape[-1]
     return jnp.log(smoothed) - jnp.log(jnp.sum(smoothed, axis=-1, keepdims=True))
+
+
+SIEVE_BLOCKS = ("segment", "plan", "tenure", "ship", "video", "content", "regime")
+"""The free-state components the sieve logit expands (:func:`sieve_features`), in the order of
+the axes of :func:`choice_counts` (``ship`` and ``video`` split the ``E^2`` axis)."""
+
+
+def sieve_features(levels: int = 5) -> np.ndarray:
+    """``float64[2 segments, 2, 6, E^2, 2, 3, K]``: the sieve's design at every free state.
+
+    Columns: a constant; the one-hot main effects of each component of :data:`SIEVE_BLOCKS`
+    (its first level the base); every pairwise product of two components' one-hot columns
+    (plan x regime, plan x tenure, tenure x regime, regime x segment, ship x video, ...); and the
+    linear-by-linear ``g(e_ship) g(e_video)`` with ``g(e) = e / (E - 1)``. With ``n_c`` the
+    levels of component ``c``, ``K = 2 + sum_c (n_c - 1) + sum_{c < c'} (n_c - 1)(n_c' - 1)``
+    (``K = 150`` at ``E = 5``): a second-order expansion of the state (Bajari, Benkard and Levin
+    2007 fit first-stage policies by such flexible logits)."""
+    check_count("levels", levels, 2)
+    sizes = (2, 2, len(model.TENURE_WIDTHS), levels, levels, 2, len(model.REGIMES))
+    grid = np.meshgrid(*(np.arange(n) for n in sizes), indexing="ij")
+    one_hot = [
+        np.stack([(codes == level) for level in range(1, n)], axis=-1).astype(np.float64)
+        for codes, n in zip(grid, sizes, strict=True)
+    ]
+    columns = [np.ones((*grid[0].shape, 1)), *one_hot]
+    for i, first in enumerate(one_hot):
+        for second in one_hot[i + 1 :]:
+            product = first[..., :, None] * second[..., None, :]
+            columns.append(product.reshape(*product.shape[:-2], -1))
+    ship, video = grid[3], grid[4]
+    columns.append((ship * video / (levels - 1) ** 2)[..., None].astype(np.float64))
+    design = np.concatenate(columns, axis=-1)
+    return design.reshape(2, 2, len(model.TENURE_WIDTHS), levels**2, 2, len(model.REGIMES), -1)
+
+
+class SieveFit(NamedTuple):
+    """The sieve logit of :func:`sieve_logit`.
+
+    Attributes:
+      coefficients: ``float[K, 2]``: ``b_monthly``, ``b_annual`` (``none`` the base, 0).
+      log_policy: ``float[2 segments, 2, 6, E^2, 2, 3, 3]`` the fitted ``log pi(a | s)``.
+      objective: the penalised log-likelihood at the fit.
+      gradient: ``float[K, 2]`` its gradient at the fit (0 at the maximum).
+      iterations: Newton steps taken.
+      converged: whether the Newton decrement fell below ``tol``.
+    """
+
+    coefficients: jax.Array
+    log_policy: jax.Array
+    objective: jax.Array
+    gradient: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+
+
+def _check_ridge(ridge) -> None:
+    check_scalar(
+        "ridge", ridge, "a positive ridge penalty (pseudo-rows per coefficient)", positive=True
+    )
+
+
+def sieve_logit(
+    counts: jax.Array, *, ridge: float = 1.0, tol: float | None = None, max_iters: int = 50
+) -> SieveFit:
+    """The first-stage sieve logit of the choice at the free states.
+
+    With the design ``x(s) in R^K`` of :func:`sieve_features`, utilities ``w(s, none) = 0``,
+    ``w(s, a) = x(s) . b_a`` for ``a`` in {monthly, annual}, and
+    ``pi(a | s) = softmax_a w(s, a)``, maximise the penalised log-likelihood::
+
+        J(b) = sum_{s, a} N(s, a) log pi(a | s) - (ridge / 2) sum_{a, k >= 1} b_{a, k}^2
+
+    (the constant ``k = 0`` unpenalised) by Newton's method with step halving. With
+    ``n(s) = sum_a N(s, a)`` and ``p = pi(. | s)``::
+
+        dJ / db_a = sum_s x(s) (N(s, a) - n(s) p_a) - ridge b_a,
+        d^2 J / db_a db_c = -sum_s n(s) p_a (1[a = c] - p_c) x(s) x(s)^T - ridge 1[a = c] I',
+
+    ``I'`` the identity without its constant entry; ``J`` is strictly concave for
+    ``ridge > 0`` (unique maximum, also where a cell or a whole action is never seen).
+
+    Args:
+      counts: ``float[2 segments, 2, 6, E^2, 2, 3, 3]`` ``N(s, a)`` (:func:`choice_counts`); its
+        dtype is the fit's.
+      ridge: the penalty, in pseudo-rows' worth of curvature per coefficient (> 0).
+      tol: stop when the Newton decrement ``g^T (-H)^{-1} g < tol`` (default 1e-10 in float64,
+        1e-4 in float32).
+      max_iters: Newton steps at most.
+
+    Returns a :class:`SieveFit`. Pure and jittable.
+
+    Raises :class:`~prime_science.core.errors.InvalidArgumentError` for a misshapen ``counts``,
+    a ridge that is not a positive finite number, or bad stopping rules.
+    """
+    _check_ridge(ridge)
+    check_count("max_iters", max_iters, 1)
+    counts = jnp.asarray(counts)
+    levels = math.isqrt(counts.shape[3]) if counts.ndim == 7 else 0
+    expected = (2, *pqr.free_shape(max(levels, 2)), len(model.ACTIONS))
+    if counts.ndim != 7 or levels < 2 or counts.shape != expected:
+        errors.fail("counts", f"shape {expected} (choice_counts)", counts.shape)
+    dtype = counts.dtype if jnp.issubdtype(counts.dtype, jnp.floating) else jnp.float32
+    counts = counts.astype(dtype).reshape(-1, len(model.ACTIONS))
+    design_grid = sieve_features(levels)
+    design = jnp.asarray(design_grid.reshape(-1, design_grid.shape[-1]), dtype)
+    num_features = design.shape[1]
+    tol = _default_tol(dtype, 1e-10, 1e-4) if tol is None else tol
+    visits = jnp.sum(counts, axis=-1)
+    penalised = jnp.ones(num_features, dtype).at[0].set(0.0)
+    member = slice(model.MONTHLY, None)
+
+    def log_policy_of(flat):
+        utilities = design @ flat.reshape(num_features, 2)
+        return jax.nn.log_softmax(jnp.pad(utilities, ((0, 0), (1, 0))), axis=-1)
+
+    def objective(flat, warm):
+        coefficients = flat.reshape(num_features, 2)
+        penalty = 0.5 * ridge * jnp.sum(penalised[:, None] * coefficients**2)
+        return _counted_sum(counts, log_policy_of(flat)) - penalty, warm
+
+    def gradient_and_hessian(flat):
+        coefficients = flat.reshape(num_features, 2)
+        policy = jnp.exp(log_policy_of(flat))[:, member]  # [S, 2]
+        residual = counts[:, member] - visits[:, None] * policy
+        gradient = design.T @ residual - ridge * penalised[:, None] * coefficients
+        weights = visits[:, None, None] * (
+            jnp.eye(2, dtype=dtype) * policy[:, :, None] - policy[:, :, None] * policy[:, None, :]
+        )  # [S, 2, 2]
+        curvature = jnp.einsum("sk,sac,sl->kalc", design, weights, design)
+        curvature = curvature + ridge * jnp.einsum(
+            "k,kl,ac->kalc", penalised, jnp.eye(num_features, dtype=dtype), jnp.eye(2, dtype=dtype)
+        )
+        return gradient.reshape(-1), curvature.reshape(2 * num_features, 2 * num_features)
+
+    def direction(flat, _):
+        gradient, curvature = gradient_and_hessian(flat)
+        step = jnp.linalg.solve(curvature, gradient)
+        return step, gradient @ step
+
+    start = jnp.zeros(2 * num_features, dtype)
+    flat, value, _, info = halving_ascent(
+        objective, direction, start, (), tol=tol, max_iters=max_iters, max_halvings=30
+    )
+    gradient, _ = gradient_and_hessian(flat)
+    shape = (2, *pqr.free_shape(levels), len(model.ACTIONS))
+    return SieveFit(
+        coefficients=flat.reshape(num_features, 2),
+        log_policy=log_policy_of(flat).reshape(shape),
+        objective=value,
+        gradient=gradient.reshape(num_features, 2),
+        iterations=info.num_iters,
+        converged=info.converged,
+    )
+
+
+def sieve_log_policy(counts: jax.Array, *, ridge: float = 1.0) -> jax.Array:
+    """``float[2 segments, 2, 6, E^2, 2, 3, 3]``: ``log pi^(a | s)`` of the sieve logit
+    (:func:`sieve_logit`) at every free state, visited or not (the same shape and convention as
+    :func:`frequency_log_policy` of :func:`choice_counts`)."""
+    return sieve_logit(counts, ridge=ridge).log_policy
+
+
+FIRST_STAGES = ("frequency", "sieve")
+"""First-stage CCP estimators of :func:`ccp` and :func:`pqr_estimate`: smoothed frequencies
+(:func:`frequency_log_policy`) or the sieve logit (:func:`sieve_log_policy`)."""
+
+
+def _check_first_stage(first_stage: str, pseudo_count: float, ridge: float) -> None:
+    if first_stage not in FIRST_STAGES:
+        errors.fail("first_stage", f"one of {FIRST_STAGES}", first_stage)
+    check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
+    _check_ridge(ridge)
+
+
+def _first_stage_log_policy(counts, first_stage, pseudo_count, ridge):
+    if first_stage == "sieve":
+        return sieve_log_policy(counts, ridge=ridge)
+    return frequency_log_policy(counts, pseudo_count)
 
 
 def _free_log_policy(params, levels, lock_months, initial=None):
@@ -499,7 +684,9 @@ def ccp(
     panel: simulate.Panel,
     *,
     npl_iterations: int = 1,
+    first_stage: str = "frequency",
     pseudo_count: float = 1.0,
+    ridge: float = 1.0,
     initial: jax.Array | None = None,
     tol: float | None = None,
     max_newton_iters: int = 100,
@@ -512,7 +699,7 @@ def ccp(
     in float32). Pure and jittable; ``iterations`` counts the last fit's Newton steps."""
     model.check_params(params, levels)
     check_count("npl_iterations", npl_iterations, 1)
-    check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
+    _check_first_stage(first_stage, pseudo_count, ridge)
     dtype = params.theta_ship.dtype
     counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
     start = jnp.zeros(len(model.STRUCTURAL), dtype) if initial is None else initial
@@ -526,7 +713,8 @@ def ccp(
         new_policy = jax.nn.log_softmax(features @ fitted.estimates + offset, axis=-1)
         return new_policy, fitted
 
-    log_policy, fitted = fit(frequency_log_policy(counts, pseudo_count), start)
+    first = _first_stage_log_policy(counts, first_stage, pseudo_count, ridge)
+    log_policy, fitted = fit(first, start)
 
     def npl_step(carry, _):
         log_policy, previous = carry
@@ -540,7 +728,9 @@ def pqr_estimate(
     params: model.MembershipParams,
     panel: simulate.Panel,
     *,
+    first_stage: str = "frequency",
     pseudo_count: float = 1.0,
+    ridge: float = 1.0,
     levels: int = 5,
     lock_months: int = 11,
 ) -> PQRFit:
@@ -548,11 +738,11 @@ def pqr_estimate(
     transitions in ``params``, and the visit-weighted projection of the recovered rewards on
     the (package) features (module docstring). Pure and jittable."""
     model.check_params(params, levels)
-    check_scalar("pseudo_count", pseudo_count, "a positive number of pseudo-rows", positive=True)
+    _check_first_stage(first_stage, pseudo_count, ridge)
     dtype = params.theta_ship.dtype
     counts = choice_counts(panel, levels=levels, lock_months=lock_months, dtype=dtype)
     chains = _semi_markov_segments(params, levels, lock_months)
-    log_policy = frequency_log_policy(counts, pseudo_count)
+    log_policy = _first_stage_log_policy(counts, first_stage, pseudo_count, ridge)
     recovered = jax.vmap(pqr.membership_pqr)(chains, log_policy)
     visits = jnp.broadcast_to(jnp.sum(counts, axis=-1, keepdims=True), counts.shape)
     projection = pqr.project(chains.features, chains.offset, recovered.reward, visits)
