@@ -772,35 +772,6 @@ def interval_coverage(estimate: Estimate, truth: jax.Array, z: float = 1.959964)
     return jnp.abs(estimate.estimates - truth) <= z * estimate.standard_errors
 
 
-def _simulate_panel(key, params, num_members, months, burn_in, levels, lock_months):
-    """:func:`~.simulate.simulate_panel`'s panel (the same keys and draws) with the initial
-    states cast to int32: under ``jax.enable_x64`` its ``initial_states`` draws int64 engagement
-    and its ``scan`` refuses the int32 states that ``step`` returns."""
-    tables = simulate.tables(params, levels=levels, lock_months=lock_months)
-    k_init, k_burn, k_panel = jax.random.split(key, 3)
-    states = simulate.initial_states(k_init, num_members, levels=levels)
-    states = simulate.MemberStates(*(x.astype(jnp.int32) for x in states))
-
-    def advance(states, month_key):
-        new, action, _ = simulate.step(month_key, tables, states)
-        return new, (states, action)
-
-    if burn_in:
-        states, _ = jax.lax.scan(advance, states, jax.random.split(k_burn, burn_in))
-    _, (history, choice) = jax.lax.scan(advance, states, jax.random.split(k_panel, months))
-    by_member = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
-    return simulate.Panel(
-        plan=by_member(history.plan),
-        tenure=by_member(history.tenure),
-        ship=by_member(history.engagement // levels),
-        video=by_member(history.engagement % levels),
-        content=by_member(history.content),
-        regime=by_member(history.regime),
-        segment=history.segment[0],
-        choice=by_member(choice),
-    )
-
-
 def recovery(
     key: PRNGKey,
     params: model.MembershipParams,
@@ -816,14 +787,13 @@ def recovery(
     levels: int = 5,
     lock_months: int = 11,
 ) -> dict[str, Estimate]:
-    """Simulate one panel from ``params`` (as :func:`~.simulate.simulate_panel`, whose draws it
-    repeats) and fit it with each of ``estimators`` (names from :data:`ESTIMATORS`; ``npl``
-    runs ``npl_iterations`` pseudo-likelihood fits, ``ccp`` one; CCP, NPL and PQR from the
-    ``first_stage`` CCPs); NFXP starts from the static
-    logit. Returns
-    ``{name: Estimate}``. Pure and jittable with the sizes and names static, so ``jax.vmap``
-    over keys runs seeds in parallel (every NFXP fit then iterates until the slowest stops);
-    :func:`interval_coverage` against :func:`structural_vector` of ``params`` scores it."""
+    """Simulate one panel from ``params`` (:func:`~.simulate.simulate_panel`) and fit it with
+    each of ``estimators`` (names from :data:`ESTIMATORS`; ``npl`` runs ``npl_iterations``
+    pseudo-likelihood fits, ``ccp`` one; CCP, NPL and PQR from the ``first_stage`` CCPs); NFXP
+    starts from the static logit. Returns ``{name: Estimate}``. Pure and jittable with the sizes
+    and names static, so ``jax.vmap`` over keys runs seeds in parallel (every NFXP fit then
+    iterates until the slowest stops); :func:`interval_coverage` against
+    :func:`structural_vector` of ``params`` scores it."""
     errors.check_key("key", key)
     unknown = [name for name in estimators if name not in ESTIMATORS]
     if unknown or not estimators:
@@ -831,7 +801,9 @@ def recovery(
     check_count("num_members", num_members, 1)
     check_count("months", months, 1)
     check_count("burn_in", burn_in, 0)
-    panel = _simulate_panel(key, params, num_members, months, burn_in, levels, lock_months)
+    panel, _ = simulate.simulate_panel(
+        key, params, num_members, months, burn_in=burn_in, levels=levels, lock_months=lock_months
+    )
     sizes = dict(levels=levels, lock_months=lock_months)
     stage = dict(first_stage=first_stage, pseudo_count=pseudo_count, ridge=ridge)
     results = {}
