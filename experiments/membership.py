@@ -97,8 +97,6 @@ DATASETS: tuple[str, ...] = ()
 """Packaged data sets the experiment reads: none (simulated panels)."""
 PRICE_FACTORS = (1.0, 1.1, 0.9)
 """The annual price changes of the counterfactuals: none, +10 %, -10 %."""
-WITH_SE = ("ccp", "npl", "nfxp", "static")
-"""Estimators with standard errors (PQR's projection has none)."""
 
 
 class Config(NamedTuple):
@@ -120,7 +118,7 @@ class Config(NamedTuple):
     num_members: int = 4_000
     months: int = 24
     burn_in: int = 36
-    estimators: tuple[str, ...] = ("static", "ccp", "npl", "pqr")
+    estimators: tuple[str, ...] = ("static", "ccp", "npl", "pqr", "nfxp")
     horizon: int = 24
     price_grid: tuple[float, ...] = (59.0, 79.0, 99.0, 119.0, 139.0, 159.0, 179.0, 199.0, 219.0)
     sweep_correlations: tuple[float, ...] = (0.0, 0.5, 0.8, 0.95)
@@ -183,22 +181,6 @@ class Results(NamedTuple):
     deep_pqr_rmse: jax.Array
 
 
-def _fit_all(params, panel, names):
-    fits = {}
-    for name in names:
-        if name == "static":
-            fits[name] = estimate.static_logit(params, panel)
-        elif name == "ccp":
-            fits[name] = estimate.ccp(params, panel, first_stage="sieve")
-        elif name == "npl":
-            fits[name] = estimate.ccp(params, panel, npl_iterations=3, first_stage="sieve")
-        elif name == "pqr":
-            fits[name] = estimate.pqr_estimate(params, panel, first_stage="sieve").estimate
-        elif name == "nfxp":
-            fits[name] = estimate.nfxp(params, panel)
-    return [fits[name] for name in names]
-
-
 def _cohort_survival(key, params, num_members, months):
     """``float[months + 1]``: counts of a cohort of new members still members without a break,
     ``months`` months after joining (entry 0: the cohort). The cohort: of ``num_members``
@@ -228,7 +210,7 @@ def run(key: PRNGKey, config: Config) -> Results:
     panel, today = simulate.simulate_panel(
         keys[0], truth, config.num_members, config.months, burn_in=config.burn_in
     )
-    fits = _fit_all(truth, panel, config.estimators)
+    fits = list(estimate.fit_panel(truth, panel, config.estimators).values())
     estimates = jnp.stack([fit.estimates for fit in fits])
     records = [truth] + [estimate.with_structural(truth, theta) for theta in estimates]
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *records)
@@ -303,8 +285,9 @@ def summarize(results: Results, config: Config) -> dict[str, float]:
     for k, name in enumerate(config.estimators):
         error = r.estimates[k] - r.truth
         metrics[f"max_abs_error_{name}"] = float(np.max(np.abs(error)))
-        if name in WITH_SE:
-            metrics[f"max_abs_z_{name}"] = float(np.max(np.abs(error / r.standard_errors[k])))
+        z = np.abs(error / r.standard_errors[k])
+        metrics[f"max_abs_z_{name}"] = float(np.max(z))
+        metrics[f"coverage_{name}"] = float(np.mean(z <= 1.959964))
     annual_12 = 100.0 * r.shares[:, :, 12, model.ANNUAL]  # [models, changes]
     for c, label in ((1, "up"), (2, "down")):
         metrics[f"annual_share_truth_{label}"] = float(annual_12[0, c])
@@ -369,11 +352,14 @@ def _metric_labels(config: Config) -> dict[str, str]:
             f"largest |estimate - truth| of the six utility parameters, {words} (utils; "
             "theta_price in utils per dollar)"
         )
-        if name in WITH_SE:
-            labels[f"max_abs_z_{name}"] = (
-                f"largest |estimate - truth| / standard error of the six utility parameters, "
-                f"{words} (standard errors)"
-            )
+        labels[f"max_abs_z_{name}"] = (
+            f"largest |estimate - truth| / standard error of the six utility parameters, "
+            f"{words} (standard errors)"
+        )
+        labels[f"coverage_{name}"] = (
+            f"share of the six utility parameters whose 95 % interval (estimate +- 1.96 "
+            f"standard errors) covers the truth, {words}"
+        )
         for label, sign in (("up", "+10 %"), ("down", "-10 %")):
             labels[f"annual_share_error_{label}_{name}"] = (
                 f"|annual share predicted by {words} - true annual share| 12 months after an "
@@ -468,9 +454,10 @@ targets = [
             3.0,
             f"numeric: {_ESTIMATOR_WORDS[name]} recovers every utility parameter within 3 "
             "standard errors",
-            "Hotz and Miller (1993); Aguirregabiria and Mira (2002): consistent estimators",
+            "Rust (1987); Hotz and Miller (1993); Aguirregabiria and Mira (2002); Geng et al. "
+            "(2020): consistent estimators",
         )
-        for name in ("ccp", "npl")
+        for name in ("ccp", "npl", "nfxp", "pqr")
     ),
     *(
         Target(
@@ -481,7 +468,7 @@ targets = [
             f"{sign} annual price change within 2 percentage points of the truth",
             _SOURCE,
         )
-        for name in ("ccp", "npl", "pqr")
+        for name in ("ccp", "npl", "nfxp", "pqr")
         for label, sign in (("up", "+10 %"), ("down", "-10 %"))
     ),
     Target(
