@@ -41,8 +41,9 @@ for suite in $suites; do
 done
 
 timeout --signal=INT --kill-after=20 "${MEMBERSHIP_SECONDS:-90}" \
-  "$python_bin" benchmarks/membership.py --members 1e6 --months 36 --solves 1000 \
-  --numpy-solves 4 --repeats 3 --out "$out_dir" 2>"$out_dir/membership.stderr.log" \
+  "$python_bin" benchmarks/membership.py --members 1e6 --months 36 --solves 1000 --lanes 1000 \
+  --numpy-solves 4 --numpy-full-solves 2 --pqr-replicates 1000 --pqr-numpy 50 \
+  --bandwidth-mib 256 --repeats 3 --out "$out_dir" 2>"$out_dir/membership.stderr.log" \
   || { echo "benchmarks/membership.py failed or ran out of time"; final=1; }
 
 for suite in $suites membership; do

@@ -12,11 +12,16 @@ from prime_science.membership import model, simulate
 
 
 @pytest.mark.slow
-def test_numpy_value_iteration_equals_model_solve():
+@pytest.mark.parametrize(
+    "solver",
+    [membership.numpy_relative_value_iteration, membership.numpy_reduced_value_iteration],
+    ids=["full", "reduced"],
+)
+def test_numpy_value_iteration_equals_model_solve(solver):
     with jax.enable_x64(True):
         params = membership.small_engagement_params(2, jnp.float64, annual_price=40.0)
         solution = jax.jit(lambda p: model.solve(p, 1, levels=2, lock_months=2, tol=1e-11))(params)
-        value, iterations, residual = membership.numpy_relative_value_iteration(
+        value, iterations, residual = solver(
             np.asarray(model.flow_utilities(params, 2, 2)),
             model.feasible_actions(2),
             np.asarray(model.engagement_transition(params, 1, 2)),
@@ -55,9 +60,26 @@ def test_numpy_simulation_matches_jax_shares_within_monte_carlo_error():
 @pytest.mark.slow
 def test_batched_solve_record():
     record = membership.batched_solve_timings(
-        3, levels=2, lock_months=2, repeats=1, numpy_limit=2, batch_size=2
+        5, levels=2, lock_months=2, repeats=1, numpy_limit=2, lanes=2, vmap_limit=3
     )
     assert record["all_converged"] and record["max_abs_difference"] < 1e-8
+    assert record["numpy_full_max_abs_difference"] < 1e-8
     assert record["same_iterations"] and record["numpy_extrapolated"]
+    assert record["numpy_full_same_iterations"]
     assert record["numpy_timed_solves"] == 2 and record["speedup"] > 0
+    assert record["vmap_solve"]["same_iterations"]
+    assert record["vmap_solve"]["max_abs_difference"] < 1e-8
     assert record["device"]["cpu_model"]
+
+
+@pytest.mark.slow
+def test_pqr_record_matches_numpy():
+    record = membership.pqr_timings(6, levels=2, lock_months=2, repeats=1, numpy_limit=3)
+    assert record["max_abs_difference"] < 1e-9 and record["max_residual"] < 1e-9
+    assert record["numpy_extrapolated"] and record["unknowns"] == 2 * 2**2 * 3
+    assert record["lu_flops_per_replicate"] > record["shared_factor_flops_per_replicate"] > 0
+
+
+def test_dram_bandwidth_record():
+    record = membership.dram_bandwidth(8, repeats=1)
+    assert record["best_gbps"] > 0 and record["array_mib"] == 8
