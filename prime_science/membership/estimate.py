@@ -37,8 +37,9 @@ the choice on a second-order expansion of the state, fitted by penalised maximum
 review of Arcidiacono and Ellickson 2011), which pools rows across neighbouring states. On the
 ``membership`` experiment's 4,000 x 24 panels (float32, seeds 0-4) the sieve (ridge 0.01)
 takes two-step CCP's largest ``|z|`` from 10.0-15.1 to 0.6-3.2 and PQR's annual-share error 12
-months after a +10 % / -10 % annual price from 5.5 / 1.7 to 2.2 / 1.1 points (means); PQR
-stays sensitive to the ridge (ridge 10: 4.2 / 11 points), CCP does not.
+months after a +10 % / -10 % annual price from 5.5 / 1.7 to 2.2 / 1.1 points (means, with
+PQR's projection then weighted by the visits); PQR stays sensitive to the ridge (ridge 10:
+4.2 / 11 points), CCP does not.
 
 **CCP / NPL** (Hotz and Miller 1993; Aguirregabiria and Mira 2002; :func:`ccp`). From the
 first-stage CCPs ``pi^`` at the free states: on the
@@ -61,17 +62,17 @@ two-step estimator; the NPL fixed point is the MLE's).
 
 **PQR** (:func:`pqr_estimate`): :func:`.pqr.membership_pqr` on the first-stage CCPs, then
 :func:`.pqr.project` of the recovered ``r(s, monthly)`` and ``R(s, annual)`` on the
-(package) features, weighted by the visits ``N(s)`` (unvisited states carry only the prior).
-Exact from the true policy, it is a plug-in estimator from a panel: ``R(s, annual)`` subtracts
-``beta^{L+1} E[V(1, z_{L+1})]`` over states a year ahead, many rarely visited. With frequency
-CCPs, smoothing pulls ``pi^(none | s)`` towards 1/3 there and ``V = Q_A - log pi(none)`` down:
-on one 5,000 x 24 panel the recovered ``R(s, annual)`` is 1.4 utils too high on visit-weighted
-average (``r(s, monthly)``: 0.001), the projection's R^2 is 0.95 (RMSE 0.88 utils) and
-``theta_price`` comes out 0.031 against 0.1. The sieve first stage raises R^2 to 0.97-0.99 and
-``theta_price`` to 0.11-0.14 (five 4,000 x 24 panels), the other utility parameters still
-off by up to 0.6 utils. Standard errors by the delta method through the sieve's coefficients
-(:func:`pqr_estimate`); over ten such panels they are 0.77-1.2 times the estimates' spread and
-the largest ``|z|`` per panel is 0.9-2.6.
+(package) features, weighted by the approximate inverse variance of each recovered reward
+(:func:`precision_weights`; unvisited states get weight 0). Exact from the true policy, it is a
+plug-in estimator from a panel: ``R(s, annual)`` subtracts ``beta^{L+1} E[V(1, z_{L+1})]`` over
+states a year ahead, many rarely visited. With frequency CCPs, smoothing pulls
+``pi^(none | s)`` towards 1/3 there and ``V = Q_A - log pi(none)`` down, and the estimates are
+biased (ten float32 4,000 x 24 panels: ``theta_price`` 0.051 against 0.1, ``kappa`` 2.10
+against 1.5). From the sieve first stage the same panels give mean estimates within 0.06
+utils of the truth (``theta_price`` 0.102), spreads 0.003-0.064, and standard errors by the
+delta method through the sieve's coefficients (:func:`pqr_estimate`) 0.87-1.15 times those
+spreads; the largest ``|z|`` per panel is 1.0-2.6. Weighting the projection by the visits
+``n(s)`` instead leaves the spreads 2-6x wider.
 
 **Static logit** (:func:`static_logit`, ``beta = 0``): at the free states
 ``pi(a | s) = softmax_a(X_a(s) theta + o_a(s))`` with the *flow* features of
