@@ -182,8 +182,9 @@ def _markdown(record: dict) -> str:
         lines.append(
             f"- DRAM bandwidth, measured (best of {bandwidth['repeats']}, arrays of "
             f"{bandwidth['array_mib']:,} MiB): numpy copy {bandwidth['numpy_copy_gbps']:.1f} GB/s,"
-            f" numpy triad {bandwidth['numpy_triad_gbps']:.1f} GB/s (one thread), jitted triad "
-            f"{bandwidth['jax_triad_gbps']:.1f} GB/s (XLA, every core)"
+            f" numpy triad in two passes {bandwidth['numpy_triad_gbps']:.1f} GB/s (one thread), "
+            f"jitted triad {bandwidth['jax_triad_gbps']:.1f} GB/s (XLA, every core); bytes read "
+            "+ written, write-allocate not counted"
         )
     sim = record.get("simulation")
     if sim:
