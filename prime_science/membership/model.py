@@ -49,6 +49,9 @@ Solution: relative value iteration (:func:`solve`) on all ``13 x 6 x E^2 x 2 x 3
 expectation factorised over the state's components (:func:`expected_next_values`), so a step
 costs ``O(S (E^2 + 6 + 2 + 3))`` instead of ``O(S^2)``. The loop is a ``lax.while_loop``, so
 forward-mode derivatives (``jax.jvp``, ``jax.jacfwd``) flow through it to every parameter.
+:func:`solve_batch` runs many solves that share their transitions (a bootstrap of ``theta``, a
+price grid) in one call, each the same iteration as :func:`solve` (the same iteration count in
+float64), several times faster per solve on a CPU than ``jax.vmap(solve)``.
 """
 
 from __future__ import annotations
@@ -752,7 +755,8 @@ def solve_batch(
     utility parameters and the offering: a bootstrap or posterior of ``theta``, a price grid);
     the other fields are shared. Returns :class:`Solution` with a leading ``[n]`` axis, each
     solve the same relative value iteration as :func:`solve` (the same operator, stopping rule,
-    ``tol`` and ``max_iters``; its own iteration count), equal to it up to rounding.
+    ``tol`` and ``max_iters``; its own iteration count), equal to it up to rounding (in float32
+    the rounding can move a solve's stopping step by a few iterations).
 
     How: ``lanes`` solves run side by side in the lane layout (the solve axis last, one matrix
     product per step for the engagement-content chain of all of them); a solve that has
