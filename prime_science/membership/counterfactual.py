@@ -323,9 +323,10 @@ def price_search(
     lock_months: int = 11,
 ) -> PriceSearch:
     """The revenue-maximising annual price on a grid ``annual_prices`` (``float[G]``, dollars)
-    under ``params``: one :func:`counterfactual` per price (``vmap`` over the re-solves and
-    simulations, common random numbers across prices), revenue = discounted revenue per
-    customer over ``months`` months; ``best_price = argmax`` over the grid."""
+    under ``params``: one :func:`counterfactual` per price (the re-solves batched by
+    :func:`~.model.solve_batch`, the simulations vmapped, common random numbers across
+    prices), revenue = discounted revenue per customer over ``months`` months;
+    ``best_price = argmax`` over the grid."""
     dtype = params.annual_price.dtype
     prices = jnp.asarray(annual_prices, dtype)
     if prices.ndim != 1 or prices.shape[0] < 1:
@@ -337,13 +338,28 @@ def price_search(
     _check_months(months)
     _check_states(initial_states, levels, lock_months)
 
-    def at_price(price):
-        change = Change(annual_price_factor=price / params.annual_price)
-        return counterfactual(
-            key, params, change, initial_states, months, levels=levels, lock_months=lock_months
+    # The grid's re-solves share every transition: one :func:`~.model.solve_batch` per segment
+    # (no solve waits for the grid's slowest, as under a plain vmap of solves).
+    grid = params._replace(annual_price=params.annual_price * (prices / params.annual_price))
+    solutions = [
+        model.solve_batch(grid, segment, levels=levels, lock_months=lock_months)
+        for segment in range(2)
+    ]
+    solutions = jax.tree.map(lambda *per_segment: jnp.stack(per_segment, axis=1), *solutions)
+
+    def at_price(annual_price, solution):
+        changed = params._replace(annual_price=annual_price)
+        tables = simulate.tables(changed, levels=levels, lock_months=lock_months, solution=solution)
+        return simulate_outcome(
+            key,
+            tables,
+            initial_states,
+            months,
+            discount=changed.discount,
+            promotion_month=Change().promotion_month,
         )
 
-    outcomes = jax.vmap(at_price)(prices)
+    outcomes = jax.vmap(at_price)(grid.annual_price, solutions)
     best = jnp.argmax(outcomes.discounted_revenue)
     return PriceSearch(
         prices=prices,

@@ -160,10 +160,14 @@ def test_price_search_matches_counterfactuals(params, population):
     search = jax.device_get(
         jax.jit(lambda: price_search(jax.random.key(3), params, grid, population, 6))()
     )
-    one = counterfactual(
-        jax.random.key(3), params, Change(annual_price_factor=180.0 / 139.0), population, 6
-    )
-    np.testing.assert_allclose(search.revenue[2], one.discounted_revenue, rtol=1e-4)
+    for g, price in enumerate(np.asarray(grid)):
+        one = counterfactual(
+            jax.random.key(3), params, Change(annual_price_factor=price / 139.0), population, 6
+        )
+        np.testing.assert_allclose(search.revenue[g], one.discounted_revenue, rtol=1e-4)
+        np.testing.assert_allclose(
+            search.annual_share[g], one.shares[-1, model.ANNUAL], rtol=1e-4, atol=1e-6
+        )
     assert search.annual_share[0] > search.annual_share[2]
     assert search.best_revenue == search.revenue.max()
     assert search.best_price == grid[np.argmax(search.revenue)]
