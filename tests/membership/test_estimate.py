@@ -417,9 +417,11 @@ def test_pqr_standard_errors_match_resampling():
             return np.stack(rows, axis=1).reshape(replicates, *shape).astype(np.float64)
 
         fit = estimate.pqr_from_counts(params, jnp.asarray(draw(1)[0]))
-        thetas = jax.jit(jax.vmap(lambda c: estimate.pqr_from_counts(params, c).estimate))(
-            jnp.asarray(draw(100))
-        ).estimates
+        # lax.map, not vmap: a vmap of this fit over 100 replicates never returned on XLA:CPU
+        # (jaxlib 0.10.2; every pool thread idle), see pqr_from_counts
+        thetas = jax.jit(
+            lambda c: jax.lax.map(lambda x: estimate.pqr_from_counts(params, x).estimate, c)
+        )(jnp.asarray(draw(100))).estimates
     spread = np.asarray(thetas).std(axis=0, ddof=1)
     se = np.asarray(fit.estimate.standard_errors)
     np.testing.assert_allclose(se, spread, rtol=0.15)
