@@ -325,6 +325,9 @@ def _section(name: str, record: Mapping[str, Any]) -> list[str]:
             f"| {_SYMBOLS[target['op']]} {threshold} "
             f"| {'pass' if target['passed'] else '**fail**'} | {claim} |"
         )
+    if record.get("targets_not_checked"):
+        names = ", ".join(f"`{name}`" for name in record["targets_not_checked"])
+        lines += ["", f"Not checked (this configuration does not compute them): {names}."]
     targeted = {target["metric"] for target in record["targets"]}
     others = [key for key in metrics if key not in targeted]
     if others:
