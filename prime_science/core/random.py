@@ -36,12 +36,22 @@ lifts the common small shapes (``alpha = 1 + clicks``) to where Marsaglia–Tsan
 1.0 once ``1 - B < 6e-8``; comparing logits keeps such arms in a fair random order), and is
 what a top-k needs. ``B = sigmoid(logit)`` when a probability is wanted.
 
-**Rejections.** Attempt 0 is evaluated for every arm in one fused pass. The few arms for which
-either gamma rejected (about 1-2% for typical posteriors, at most about 4%) are compacted with a
-bit-packed prefix count (32 arms per word, ``population_count``), and attempts ``1, 2, ...``
-run on that short buffer until every gamma is accepted. Each gamma consumes its own sequence
-of attempts, as in the sequential algorithm, so the result is exactly the Marsaglia–Tsang
-draw; compaction changes only the cost.
+**Rejections.** Attempt 0 is evaluated for every arm in one fused pass per block of arms.
+The few arms for which either gamma rejected (about 1-2% for typical posteriors, at most about
+10%) are compacted with a bit-packed prefix count (32 arms per word, ``population_count``) and
+gathered into retry lanes while their block is in cache (at most ``_retry_capacity(block)``
+per block; any beyond those are kept as bits and compacted later). The lanes of a group of
+blocks (``2**20`` arms) are drawn together: attempts 0 and 1 of every lane in one pass, then
+a loop over the lanes still pending (about 2% of them) until every gamma accepts. Each gamma
+consumes its own sequence of attempts, as in the sequential algorithm, so the result is
+exactly the Marsaglia–Tsang draw; the compaction changes only the cost.
+
+**XLA:CPU.** The top-k is a software pipeline (step ``j`` of a scan draws block ``j`` and
+reduces block ``j - 1`` from the carry) and each retry level runs inside a one-trip
+``while_loop``, so that every draw compiles to one fused loop with one output: when the draw
+fed its consumers (the reduction, the pending mask) directly, XLA split it into about ten
+loops that each recompute part of the hashes: 2-3x more CPU time, which had left the exact
+sampler only 1.75-1.8x faster than numpy on a 2-core Intel Xeon (see ``benchmarks/README.md``).
 
 **Domain and termination.** The shapes must lie in ``[SHAPE_MIN, SHAPE_MAX] = [1e-36, 1e38]``.
 There every logit is finite: the boosting terms ``|log U| / a <= 17.4 / 1e-36`` and
@@ -263,16 +273,41 @@ def compact_indices(mask: jax.Array, capacity: int) -> tuple[jax.Array, jax.Arra
     than ``jnp.nonzero`` on CPU.
     """
     size = mask.shape[0]
+    indices, total = _compact_words(_pack_bits(mask), capacity)
+    return jnp.where(indices < size, indices, size), total
+
+
+def _pack_bits(mask: jax.Array) -> jax.Array:
+    """``uint32[ceil(size / 32)]``: bit ``j`` of word ``w`` is ``mask[32 w + j]``."""
+    size = mask.shape[0]
     padded = jnp.pad(mask, (0, (-size) % 32)).reshape(-1, 32).astype(jnp.uint32)
-    words = jnp.sum(padded << jnp.arange(32, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+    return jnp.sum(padded << jnp.arange(32, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+
+
+def _compact_words(
+    words: jax.Array, capacity: int, first: jax.Array | int = 0
+) -> tuple[jax.Array, jax.Array]:
+    """Positions of the set bits of rank ``first, ..., first + capacity - 1`` in the bit-packed
+    ``words`` (bit ``j`` of word ``w`` is position ``32 w + j``), in order, and the number of
+    set bits. Slots past the last set bit hold ``32 * words.size``."""
     counts = jax.lax.population_count(words).astype(jnp.int32)
     ends = jnp.cumsum(counts)
+    starts = ends - counts
     total = ends[-1]
-    slots = jnp.arange(capacity, dtype=jnp.int32)
-    group = jnp.minimum(
-        jnp.searchsorted(ends, slots, side="right", method="scan_unrolled"), words.shape[0] - 1
+    first = jnp.asarray(first, jnp.int32)
+    slots = first + jnp.arange(capacity, dtype=jnp.int32)
+    # The word of each slot: word w starts at slot starts[w] - first; scatter w there and
+    # carry it forward with a running max (about 2.5x cheaper on CPU than a binary search of
+    # every slot). Slots before the first scattered word belong to the word holding rank
+    # ``first``.
+    word_of_first = jnp.minimum(
+        jnp.searchsorted(ends, first, side="right", method="scan_unrolled"), words.shape[0] - 1
     )
-    rank = slots - (ends[group] - counts[group])
+    target = jnp.where((counts > 0) & (starts >= first), starts - first, capacity)
+    group = jnp.full((capacity,), word_of_first, jnp.int32)
+    group = group.at[target].max(jnp.arange(words.shape[0], dtype=jnp.int32), mode="drop")
+    group = jax.lax.cummax(group)
+    rank = slots - starts[group]
     word = words[group]
     position = jnp.zeros_like(slots)
     for width in (16, 8, 4, 2, 1):  # binary search for the rank-th set bit of the word
@@ -282,7 +317,7 @@ def compact_indices(mask: jax.Array, capacity: int) -> tuple[jax.Array, jax.Arra
         word = jnp.where(high, word >> width, word)
         position = jnp.where(high, position + width, position)
     indices = group * 32 + position
-    return jnp.where(slots < total, indices, size), total
+    return jnp.where(slots < total, indices, 32 * words.shape[0]), total
 
 
 def _retry_capacity(num_arms: int) -> int:
@@ -308,9 +343,13 @@ def _retry_chunk(words, counters, alpha, beta, shapes, index):
     num_arms = counters.shape[0]
     valid = index < num_arms
     take = lambda x, fill: jnp.where(valid, x.at[index].get(mode="fill", fill_value=fill), fill)
-    chunk_alpha, chunk_beta = take(alpha, 1.0), take(beta, 1.0)
-    chunk_shapes = _shapes(chunk_alpha, chunk_beta)
-    chunk_counters = take(counters, 0)
+    return _retry_lanes(words, take(counters, 0), take(alpha, 1.0), take(beta, 1.0), valid)
+
+
+def _retry_lanes(words, counters, alpha, beta, valid):
+    """Exact logits of the lanes ``(counters, alpha, beta)`` where ``valid``: every gamma's
+    attempts ``0, 1, ...`` until it accepts (NaN after ``MAX_ATTEMPTS``); ``-inf`` elsewhere."""
+    shapes = _shapes(alpha, beta)
 
     def not_done(state):
         attempt, a, b = state
@@ -318,27 +357,22 @@ def _retry_chunk(words, counters, alpha, beta, shapes, index):
 
     def next_attempt(state):
         attempt, a, b = state
-        new_a, new_b = _attempt(words, attempt, chunk_counters, chunk_shapes, True)
+        new_a, new_b = _attempt(words, attempt, counters, shapes, True)
         take_a = ~a.accepted & new_a.accepted
         take_b = ~b.accepted & new_b.accepted
         a = GammaAttempt(jnp.where(take_a, new_a.log_v, a.log_v), a.accepted | take_a)
         b = GammaAttempt(jnp.where(take_b, new_b.log_v, b.log_v), b.accepted | take_b)
         return attempt + 1, a, b
 
-    nothing = GammaAttempt(jnp.zeros_like(chunk_alpha), ~valid)
+    nothing = GammaAttempt(jnp.zeros_like(alpha), ~valid)
     _, gamma_alpha, gamma_beta = jax.lax.while_loop(
         not_done, next_attempt, (jnp.uint32(0), nothing, nothing)
     )
     logits = _finish_logits(
-        words,
-        chunk_counters,
-        chunk_alpha,
-        chunk_beta,
-        chunk_shapes,
-        gamma_alpha.log_v,
-        gamma_beta.log_v,
+        words, counters, alpha, beta, shapes, gamma_alpha.log_v, gamma_beta.log_v
     )
-    return jnp.where(gamma_alpha.accepted & gamma_beta.accepted, logits, jnp.nan)
+    logits = jnp.where(gamma_alpha.accepted & gamma_beta.accepted, logits, jnp.nan)
+    return jnp.where(valid, logits, -jnp.inf)
 
 
 def _in_domain(alpha: jax.Array, beta: jax.Array) -> jax.Array:
@@ -525,45 +559,301 @@ def _beta_top_k(key, alpha, beta, active, arm_offset, k, exact, block_size):
     # ends at the last arm and masks out the arms it shares with the previous block.
     block = min(num_arms, -(-num_arms // (_BLOCK_QUANTUM * num_blocks)) * _BLOCK_QUANTUM)
     num_blocks = -(-num_arms // block)
+    last_start = num_arms - block
+    shared = (num_blocks - 1) * block - last_start  # arms the last block shares
+    starts = jnp.minimum(jnp.arange(num_blocks, dtype=jnp.int32) * block, last_start)
+    fresh = jnp.where(jnp.arange(num_blocks) == num_blocks - 1, shared, 0).astype(jnp.int32)
     offset = jnp.asarray(arm_offset, jnp.int32)
+    words = key_words(key)
+    positions = jnp.arange(block, dtype=jnp.int32)
 
-    def block_top_k(start, first_fresh):
+    def draw(j):
+        """Attempt-0 values of block ``j``: the logit where both gammas accepted, NaN where one
+        rejected (pending), -inf for arms that are inactive, shared or outside the domain."""
         block_alpha, block_beta, block_active = (
-            jax.lax.dynamic_slice_in_dim(x, start, block) for x in (alpha, beta, active)
+            jax.lax.dynamic_slice_in_dim(x, starts[j], block) for x in (alpha, beta, active)
         )
-        if first_fresh:
-            block_active &= jnp.arange(block) >= first_fresh
-        return _block_top_k(key, block_alpha, block_beta, block_active, k, offset + start, exact)
+        mask = block_active & (positions >= fresh[j]) & _in_domain(block_alpha, block_beta)
+        counters = (offset + starts[j] + positions).astype(jnp.uint32)
+        shapes = _shapes(block_alpha, block_beta)
+        gamma_alpha, gamma_beta = _attempt(words, 0, counters, shapes, exact)
+        logits = _finish_logits(
+            words, counters, block_alpha, block_beta, shapes, gamma_alpha.log_v, gamma_beta.log_v
+        )
+        accepted = gamma_alpha.accepted & gamma_beta.accepted
+        return jnp.where(mask, jnp.where(accepted, logits, jnp.nan), -jnp.inf)
 
-    def step(best, block_index):
-        return _merge_top_k(best, block_top_k(block_index * block, 0), k), None
+    capacity = _retry_capacity(block)
+
+    def reduce(best, values, j):
+        """Fold block ``j``'s accepted draws into ``best``. Its pending arms leave as retry
+        lanes (the first ``capacity`` of them, gathered while the block is in cache) and, for
+        any beyond those, as bits of the blocked layout (almost always all zero)."""
+        pending = jnp.isnan(values)
+        ids = offset + starts[j] + positions
+        found = top_k_with_ids(jnp.where(pending, -jnp.inf, values), ids, k)
+        best = _merge_top_k(best, found, k)
+        if not exact:
+            return best, None
+        bits = _pack_bits(pending)
+        position, _ = _compact_words(bits, capacity)
+        valid = position < block
+        position = jnp.where(valid, position, 0)
+        block_alpha, block_beta = (
+            jax.lax.dynamic_slice_in_dim(x, starts[j], block) for x in (alpha, beta)
+        )
+        lanes = _Lanes(
+            counters=ids[position].astype(jnp.uint32),
+            alpha=jnp.where(valid, block_alpha[position], 1.0),
+            beta=jnp.where(valid, block_beta[position], 1.0),
+            ids=ids[position],
+            valid=valid,
+        )
+        return best, (lanes, _drop_first_bits(bits, capacity))
+
+    # Software pipeline: step j draws block j and reduces block j - 1, which the previous step
+    # left in the carry. The carry is a real buffer, so XLA compiles the whole draw into one
+    # fused loop with one output (a draw whose values fed the reductions directly was split
+    # into ~10 loops that each recompute part of the hashes: 2-3x slower on XLA:CPU). The
+    # retry lanes of ``group`` blocks collect in a buffer that is drawn when full, so the
+    # retry's loops run once per group instead of once per block and memory stays O(block).
+    group = max(1, min(num_blocks, _RETRY_GROUP_ARMS // block))
+    empty = _RetryBuffer(
+        lanes=_Lanes(
+            counters=jnp.zeros((group * capacity,), jnp.uint32),
+            alpha=jnp.ones((group * capacity,), jnp.float32),
+            beta=jnp.ones((group * capacity,), jnp.float32),
+            ids=jnp.full((group * capacity,), -1, jnp.int32),
+            valid=jnp.zeros((group * capacity,), bool),
+        ),
+        overflow=jnp.zeros((group, -(-block // 32)), jnp.uint32),
+        starts=jnp.zeros((group,), jnp.int32),
+    )
+
+    def collect(best, buffer, values, j):
+        """Reduce block ``j`` into ``best`` and ``buffer``; draw the buffer when it is full."""
+        best, retry = reduce(best, values, j)
+        if not exact:
+            return best, buffer
+        lanes, overflow = retry
+        slot = j % group
+        buffer = _RetryBuffer(
+            lanes=jax.tree.map(
+                lambda xs, x: jax.lax.dynamic_update_slice_in_dim(xs, x, slot * capacity, 0),
+                buffer.lanes,
+                lanes,
+            ),
+            overflow=buffer.overflow.at[slot].set(overflow),
+            starts=buffer.starts.at[slot].set(starts[j]),
+        )
+        # Only ``best`` leaves the cond (a buffer returned from it was copied at every step);
+        # the drawn slots are overwritten by the next group before its draw.
+        best = jax.lax.cond(
+            slot == group - 1,
+            lambda: _retry_buffer(words, alpha, beta, offset, buffer, best, k),
+            lambda: best,
+        )
+        return best, buffer
+
+    def step(carry, j):
+        best, buffer, values = carry
+        best, buffer = collect(best, buffer, values, j - 1)
+        return (best, buffer, draw(j)), None
 
     best = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
-    if num_blocks > 1:
-        best, _ = jax.lax.scan(step, best, jnp.arange(num_blocks - 1, dtype=jnp.int32))
-    last_start = num_arms - block
-    return _merge_top_k(best, block_top_k(last_start, (num_blocks - 1) * block - last_start), k)
+    buffer = empty if exact else None
+    carry = (best, buffer, draw(0))
+    if num_blocks > 1:  # (a zero-length scan fails under jax.disable_jit)
+        carry, _ = jax.lax.scan(step, carry, jnp.arange(1, num_blocks, dtype=jnp.int32))
+    best, buffer, values = carry
+    best, buffer = collect(best, buffer, values, num_blocks - 1)
+    filled = num_blocks % group  # slots of the last, partial group (0: already drawn)
+    if not exact or filled == 0:
+        return best
+    stale = jnp.arange(group) >= filled  # drawn with the previous group
+    buffer = _RetryBuffer(
+        lanes=buffer.lanes._replace(
+            valid=buffer.lanes.valid
+            & ~jnp.repeat(stale, capacity, total_repeat_length=group * capacity)
+        ),
+        overflow=jnp.where(stale[:, None], jnp.uint32(0), buffer.overflow),
+        starts=buffer.starts,
+    )
+    return _retry_buffer(words, alpha, beta, offset, buffer, best, k)
+
+
+_RETRY_GROUP_ARMS = 1 << 20
+"""Blocks whose retry lanes are drawn together: as many as hold this many arms."""
+
+
+class _RetryBuffer(NamedTuple):
+    """Retry lanes of a group of blocks, their overflow bits and the blocks' first arms."""
+
+    lanes: Any
+    overflow: jax.Array
+    starts: jax.Array
+
+
+def _retry_buffer(words, alpha, beta, offset, buffer, best, k):
+    best = _fold_lanes(words, buffer.lanes, best, k, 0)
+    return _retry_pending(words, alpha, beta, offset, buffer.overflow, buffer.starts, best, k)
+
+
+def _drop_first_bits(words: jax.Array, count: int) -> jax.Array:
+    """``words`` (bit-packed) with their first ``count`` set bits cleared."""
+    counts = jax.lax.population_count(words).astype(jnp.int32)
+    before = jnp.cumsum(counts) - counts
+    clear = count - before  # set bits to clear in each word (all if >= counts, none if <= 0)
+    rank = jnp.clip(clear - 1, 0, 31)  # position of the clear-th set bit, by binary search
+    word = words
+    position = jnp.zeros_like(counts)
+    for width in (16, 8, 4, 2, 1):
+        low = jax.lax.population_count(word & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+        high = rank >= low
+        rank = jnp.where(high, rank - low, rank)
+        word = jnp.where(high, word >> width, word)
+        position = jnp.where(high, position + width, position)
+    above = words & ~((jnp.uint32(2) << position.astype(jnp.uint32)) - 1)
+    return jnp.where(clear <= 0, words, jnp.where(clear >= counts, 0, above).astype(jnp.uint32))
+
+
+_RETRY_ATTEMPTS = (2,)
+"""Attempts drawn, unrolled, at each level of the retry before the still-pending lanes are
+compacted into the next level (see ``_fold_lanes``). Each unrolled attempt adds compile time:
+on the 2-core Xeon at 1e6 arms, B = 1, ``(2, 6)`` compiles in 9.8 s, ``(2,)`` in 5.4 s and
+``()`` in 3.2 s, with run times equal within the noise (9.3-10.4 ms)."""
+
+
+def _retry_pending(words, alpha, beta, offset, pending, starts, best, k):
+    """Merge into ``best`` the exact draws of the pending arms that did not fit their block's
+    retry lanes (``pending`` is almost always all zero, and then this costs one reduction).
+
+    ``pending``: ``uint32[blocks, ceil(block / 32)]``, bit ``p`` of row ``b`` is arm
+    ``starts[b] + p``. The pending arms are compacted into lanes, ``_retry_capacity`` at a
+    time, and drawn by :func:`_fold_lanes`.
+    """
+    block = pending.shape[1] * 32
+    pending = pending.reshape(-1)
+    capacity = _retry_capacity(pending.shape[0] * 32)
+
+    def chunk(state):
+        best, first = state
+        position, total = _compact_words(pending, capacity, first)
+        valid = position < pending.shape[0] * 32
+        position = jnp.where(valid, position, 0)
+        arm = starts[position // block] + position % block
+        lanes = _Lanes(
+            counters=(offset + arm).astype(jnp.uint32),
+            alpha=jnp.where(valid, alpha[arm], 1.0),
+            beta=jnp.where(valid, beta[arm], 1.0),
+            ids=offset + arm,
+            valid=valid,
+        )
+        return _fold_lanes(words, lanes, best, k, 0), first + capacity
+
+    total = jnp.sum(jax.lax.population_count(pending).astype(jnp.int32))
+    best, _ = jax.lax.while_loop(lambda state: state[1] < total, chunk, (best, jnp.int32(0)))
+    return best
+
+
+class _Lanes(NamedTuple):
+    """Arms to redraw: their counters, shapes, global ids and which lanes hold an arm."""
+
+    counters: jax.Array
+    alpha: jax.Array
+    beta: jax.Array
+    ids: jax.Array
+    valid: jax.Array
+
+
+def _fold_lanes(words, lanes, best, k, level):
+    """Fold the exact draws of ``lanes`` into the top-k ``best``.
+
+    Level ``l < len(_RETRY_ATTEMPTS)`` draws attempts ``0 .. _RETRY_ATTEMPTS[l] - 1`` of every
+    lane in one fused pass; the lanes where a gamma rejected all of them are compacted into
+    ``size // 16 + 64`` lanes (more chunks if they do not fit) for level ``l + 1``. The last
+    level loops over attempts until every gamma accepts (or ``MAX_ATTEMPTS``). Every gamma
+    thus takes its first accepted attempt, as the sequential algorithm does; the levels only
+    keep the lanes that still work dense (at attempt 0 about 2% of arms reject, and about 2%
+    of those again at attempt 1) and each pass a single XLA loop.
+    """
+    if level == len(_RETRY_ATTEMPTS):
+        values = _retry_lanes(words, lanes.counters, lanes.alpha, lanes.beta, lanes.valid)
+        drawn = lanes.valid & ~jnp.isnan(values)  # NaN: gave up after MAX_ATTEMPTS
+        found = (jnp.where(drawn, values, -jnp.inf), jnp.where(drawn, lanes.ids, -1))
+        return _merge_top_k(best, found, k)
+    values = _run_once(
+        lambda: _draw_lanes(words, lanes, _RETRY_ATTEMPTS[level]),
+        jnp.any(lanes.valid).astype(jnp.int32),
+        lanes.alpha,
+    )
+    still = jnp.isnan(values)
+    drawn = lanes.valid & ~still
+    found = (jnp.where(drawn, values, -jnp.inf), jnp.where(drawn, lanes.ids, -1))
+    best = _merge_top_k(best, found, k)
+    size = values.shape[0]
+    capacity = min(size, size // 16 + 64)
+    still_words = _pack_bits(still)
+
+    def chunk(state):
+        best, first = state
+        lane, _ = _compact_words(still_words, capacity, first)
+        valid = lane < size
+        lane = jnp.where(valid, lane, 0)
+        again = _Lanes(
+            lanes.counters[lane], lanes.alpha[lane], lanes.beta[lane], lanes.ids[lane], valid
+        )
+        return _fold_lanes(words, again, best, k, level + 1), first + capacity
+
+    left = jnp.sum(still.astype(jnp.int32))
+    best, _ = jax.lax.while_loop(lambda state: state[1] < left, chunk, (best, jnp.int32(0)))
+    return best
+
+
+def _draw_lanes(words, lanes, attempts):
+    """Logits of the lanes whose two gammas both accept within attempts ``0 .. attempts - 1``
+    (each gamma takes its first accepted attempt); NaN for the others (still pending), -inf
+    where not ``valid``."""
+    shapes = _shapes(lanes.alpha, lanes.beta)
+    gamma_alpha, gamma_beta = _attempt(words, 0, lanes.counters, shapes, True)
+    for attempt in range(1, attempts):
+        new_alpha, new_beta = _attempt(words, attempt, lanes.counters, shapes, True)
+        gamma_alpha = GammaAttempt(
+            jnp.where(gamma_alpha.accepted, gamma_alpha.log_v, new_alpha.log_v),
+            gamma_alpha.accepted | new_alpha.accepted,
+        )
+        gamma_beta = GammaAttempt(
+            jnp.where(gamma_beta.accepted, gamma_beta.log_v, new_beta.log_v),
+            gamma_beta.accepted | new_beta.accepted,
+        )
+    logits = _finish_logits(
+        words,
+        lanes.counters,
+        lanes.alpha,
+        lanes.beta,
+        shapes,
+        gamma_alpha.log_v,
+        gamma_beta.log_v,
+    )
+    accepted = gamma_alpha.accepted & gamma_beta.accepted
+    return jnp.where(lanes.valid, jnp.where(accepted, logits, jnp.nan), -jnp.inf)
+
+
+def _run_once(fn, once, like):
+    """``fn()`` computed in a ``while_loop`` that runs ``once`` times (a traced 1, so XLA
+    cannot inline the loop): the loop boundary makes XLA compile ``fn`` as one fused loop
+    with a single output, instead of splitting it between its consumers and recomputing
+    shared parts in each (see ``_beta_top_k``). ``like``: an array of ``fn()``'s shape and
+    dtype; with ``once = 0`` the result is ``-inf`` everywhere."""
+    _, out = jax.lax.while_loop(
+        lambda state: state[0] < once,
+        lambda state: (state[0] + 1, fn()),
+        (jnp.int32(0), jnp.full_like(like, -jnp.inf)),
+    )
+    return out
 
 
 def _merge_top_k(best, found, k):
     values = jnp.concatenate([best[0], found[0]])
     ids = jnp.concatenate([best[1], found[1]])
     return top_k_with_ids(values, ids, k)
-
-
-def _block_top_k(key, alpha, beta, active, k, arm_offset, exact):
-    """Top-k of one block: fast pass reduced at once, retried arms merged afterwards."""
-    num_arms = alpha.shape[0]
-    offset = jnp.asarray(arm_offset, jnp.int32)
-    ids = offset + jnp.arange(num_arms, dtype=jnp.int32)
-
-    def merge(best, index, values):
-        if index is None:
-            return top_k_with_ids(values, ids, k)
-        drawn = (index < num_arms) & ~jnp.isnan(values)  # NaN: gave up after MAX_ATTEMPTS
-        chunk_ids = jnp.where(drawn, offset + index, -1)
-        values = jnp.where(drawn, values, -jnp.inf)
-        return _merge_top_k(best, (values, chunk_ids), k)
-
-    initial = (jnp.full((k,), -jnp.inf, jnp.float32), jnp.full((k,), -1, jnp.int32))
-    return _sample_then_fold(key, alpha, beta, arm_offset, exact, active, -jnp.inf, initial, merge)

@@ -239,3 +239,64 @@ def test_ties_at_one_do_not_favour_low_ids():
     winners = np.asarray(jax.vmap(pick)(jax.random.split(jax.random.key(1), 4000)))
     counts = np.bincount(winners, minlength=n)
     assert st.chisquare(counts).pvalue > 1e-3
+
+
+@pytest.mark.slow
+def test_compact_words_from_any_rank_matches_nonzero():
+    """The scatter + running-max compaction, from rank ``first`` on, against ``np.nonzero``."""
+    rng = np.random.default_rng(2)
+    for size, rate, capacity in [(1000, 0.1, 50), (4096, 0.3, 100), (77, 0.5, 77), (64, 0.0, 8)]:
+        mask = rng.uniform(size=size) < rate
+        expected = np.nonzero(mask)[0]
+        words = pr._pack_bits(jnp.asarray(mask))
+        for first in sorted({0, 1, 7, capacity, max(expected.size - 1, 0), expected.size + 3}):
+            index, count = pr._compact_words(words, capacity, first)
+            index = np.asarray(index)
+            want = expected[first : first + capacity]
+            assert int(count) == expected.size
+            np.testing.assert_array_equal(index[: want.size], want)
+            assert np.all(index[want.size :] == 32 * words.shape[0])
+
+
+def test_drop_first_bits_clears_exactly_the_first_set_bits():
+    rng = np.random.default_rng(3)
+    for rate in (0.05, 0.3, 0.9):
+        mask = rng.uniform(size=4096) < rate
+        words = pr._pack_bits(jnp.asarray(mask))
+        for count in (0, 1, 5, 31, 32, 33, 100, int(mask.sum()), 5000):
+            expected = mask.copy()
+            expected[np.nonzero(mask)[0][:count]] = False
+            np.testing.assert_array_equal(
+                np.asarray(pr._drop_first_bits(words, count)),
+                np.asarray(pr._pack_bits(jnp.asarray(expected))),
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "capacity,attempts,group",
+    [
+        (lambda n: 8, (2, 6), 1 << 20),
+        (lambda n: 3, (1,), 8192),
+        (lambda n: n // 32 + 64, (1, 1), 12288),
+    ],
+    ids=["tiny-buffer", "one-level", "partial-group"],
+)
+def test_retry_paths_equal_sorting_the_same_draws(monkeypatch, capacity, attempts, group):
+    """Every retry path of the blocked top-k (block lanes that overflow into the bit-packed
+    fallback, one or several unrolled levels, groups of blocks drawn together, a last partial
+    group) gives exactly the draws of ``beta_logits``: shapes near 0.3 reject often."""
+    monkeypatch.setattr(pr, "_retry_capacity", capacity)
+    monkeypatch.setattr(pr, "_RETRY_ATTEMPTS", attempts)
+    monkeypatch.setattr(pr, "_RETRY_GROUP_ARMS", group)
+    rng = np.random.default_rng(6)
+    n, k = 30_000, 200
+    alpha = jnp.asarray(rng.uniform(0.2, 0.5, n), jnp.float32)
+    beta = jnp.asarray(rng.uniform(0.2, 3.0, n), jnp.float32)
+    active = jnp.asarray(rng.uniform(size=n) < 0.9)
+    key = jax.random.key(12)
+    logits = np.where(np.asarray(active), np.asarray(pr.beta_logits(key, alpha, beta)), -np.inf)
+    order = np.argsort(-logits, kind="stable")[:k]
+    values, ids = pr._beta_top_k.__wrapped__(key, alpha, beta, active, 0, k, True, 4096)
+    np.testing.assert_array_equal(np.asarray(ids), order)
+    np.testing.assert_allclose(np.asarray(values), logits[order], atol=1e-5)
