@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every benchmark suite (beta_bernoulli_sample, probit_scoring, hill_climb, ope) and the
+# Every benchmark suite (beta_bernoulli_sample, probit_scoring, hill_climb, ope,
+# membership_counterfactual) and the
 # membership whole-fit benchmark on a GPU machine, in one call from the repo root:
 #
 #   bash benchmarks/gpu.sh [extra flags for benchmarks/run.py, passed to every suite]
@@ -11,9 +12,10 @@
 #
 # Time budget, under 11 minutes so that it fits a 15-minute device lease with the machine's
 # start: each suite runs in its own process; each row gets ROW_SECONDS (default 15); no row
-# starts after SUITE_SECONDS (default 110) of its suite; each suite is interrupted after
-# HARD_LIMIT_SECONDS (default 140), the membership benchmark after MEMBERSHIP_SECONDS (default
-# 90). Results are rewritten after every row, so an interrupted run keeps the rows it finished.
+# starts after SUITE_SECONDS (default 85) of its suite; each suite is interrupted after
+# HARD_LIMIT_SECONDS (default 110), the membership benchmark after MEMBERSHIP_SECONDS (default
+# 90): 5 x 110 + 90 = 640 s at most. Results are rewritten after every row, so an interrupted
+# run keeps the rows it finished.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,11 +28,11 @@ nvidia-smi -L || echo "nvidia-smi: not available"
 "$python_bin" -c 'import jax; print("jax", jax.__version__, jax.devices())'
 
 final=0
-suites="beta_bernoulli_sample probit_scoring hill_climb ope"
+suites="beta_bernoulli_sample probit_scoring hill_climb ope membership_counterfactual"
 for suite in $suites; do
-  timeout --signal=INT --kill-after=20 "${HARD_LIMIT_SECONDS:-140}" \
+  timeout --signal=INT --kill-after=20 "${HARD_LIMIT_SECONDS:-110}" \
     "$python_bin" benchmarks/run.py --suite "$suite" --gpu --out "$out_dir" \
-    --max-seconds "${ROW_SECONDS:-15}" --total-seconds "${SUITE_SECONDS:-110}" "$@" \
+    --max-seconds "${ROW_SECONDS:-15}" --total-seconds "${SUITE_SECONDS:-85}" "$@" \
     2>"$out_dir/$suite.stderr.log"
   status=$?
   if [ "$status" -ne 0 ]; then

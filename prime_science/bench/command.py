@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="prime-science bench",
         description="Time Beta-Bernoulli Thompson sampling (k = 1) against numpy and a "
         "normal-draw floor (beta_bernoulli_sample), probit Thompson scoring + top-10 "
-        "against numpy (probit_scoring), layout hill climbing against numpy (hill_climb) and "
-        "off-policy evaluation with bootstrap intervals against numpy (ope); "
+        "against numpy (probit_scoring), layout hill climbing against numpy (hill_climb), "
+        "off-policy evaluation with bootstrap intervals against numpy (ope) and a year of a "
+        "member population under B offerings against numpy (membership_counterfactual); "
         "write <suite>.json and .md.",
     )
     parser.add_argument(
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         help="numbers of arms / candidates N (default beta_bernoulli_sample: 1e5 1e6 1e7, "
         "probit_scoring: 1e5 1e6; one size more with --gpu or on a GPU); for ope the number "
         "of logged rows (default 1e5 1e6; --suite ope --sizes 1e7 for the full size); for "
+        "membership_counterfactual the number of customers (default 1e5 1e6); for "
         "hill_climb the number of components (default 10), taken from --sizes only with "
         "--suite hill_climb",
     )
@@ -82,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         nargs="+",
         help="requests per call B (default 1 256; hill_climb: 1 1024; ope: bootstrap "
-        "resamples, 1000)",
+        "resamples, 1000; membership_counterfactual: offerings, 1 8)",
     )
     parser.add_argument(
         "--repeats",

@@ -5,7 +5,9 @@ entry in this order. A new suite is a module beside this one that builds a
 :class:`~prime_science.bench.driver.Suite` (see :mod:`prime_science.bench.hill_climb` for a
 small one) plus one entry here.
 
-Three benchmarks are not driver suites, since they time whole fits rather than requests:
+Three benchmarks are not driver suites, since they time whole fits rather than requests
+(``membership_counterfactual`` is the driver suite of the membership package's request, a year
+of a population under an offering):
 :mod:`prime_science.bench.bellman` (batched soft-Bellman solves against numpy and QuantEcon),
 :mod:`prime_science.bench.meta_prior_fit` (empirical-Bayes meta-prior fits) and
 :mod:`prime_science.bench.membership` (a 1e6-customer x 36-month forward simulation and a batch
@@ -19,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from prime_science.bench import beta_bernoulli_sample, hill_climb, ope, probit_scoring
+from prime_science.bench import (
+    beta_bernoulli_sample,
+    hill_climb,
+    membership_counterfactual,
+    ope,
+    probit_scoring,
+)
 from prime_science.bench.driver import Suite
 
 __all__ = ["DEFAULT_BATCHES", "SUITES", "SuiteEntry"]
@@ -76,6 +84,12 @@ SUITES: dict[str, SuiteEntry] = {
         ope.CPU_SIZES,  # N = logged rows, B = bootstrap resamples
         ope.ACCELERATOR_SIZES,
         batches=ope.BATCHES,
+    ),
+    membership_counterfactual.NAME: SuiteEntry(
+        membership_counterfactual.membership_counterfactual_suite,
+        membership_counterfactual.CPU_SIZES,  # N = customers, B = offerings
+        membership_counterfactual.ACCELERATOR_SIZES,
+        batches=membership_counterfactual.BATCHES,
     ),
 }
 """The suites by name, in the order ``--suite all`` runs them."""

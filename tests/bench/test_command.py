@@ -20,7 +20,13 @@ def test_cli_parses_counts_and_rejects_bad_ones():
 
 
 def test_registry_builds_every_suite_under_its_name():
-    assert list(SUITES) == ["beta_bernoulli_sample", "probit_scoring", "hill_climb", "ope"]
+    assert list(SUITES) == [
+        "beta_bernoulli_sample",
+        "probit_scoring",
+        "hill_climb",
+        "ope",
+        "membership_counterfactual",
+    ]
     for name, entry in SUITES.items():
         suite = entry.build()
         assert isinstance(suite, Suite) and suite.name == name
