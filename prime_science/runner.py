@@ -132,8 +132,8 @@ def run_experiment(
             name: source.describe_source(name) for name in getattr(experiment, "DATASETS", ())
         },
         "metrics": metrics,
-        "targets": [_check(t, metrics) for t in experiment.targets if t.metric in metrics],
         # a configuration may leave a metric out (an estimator not run): its target is listed
+        "targets": [_check(t, metrics) for t in experiment.targets if t.metric in metrics],
         "targets_not_checked": [t.metric for t in experiment.targets if t.metric not in metrics],
         "plots": [Path(p).relative_to(folder).as_posix() for p in plots],
         "timings": {

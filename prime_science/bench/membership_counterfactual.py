@@ -32,6 +32,7 @@ CPU by default (1e7 too on an accelerator).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -87,12 +88,17 @@ def offering_tables(factors: np.ndarray) -> simulate.ModelTables:
     return jax.block_until_ready(jax.jit(lambda f: jax.lax.map(one, f))(factors))
 
 
+@functools.cache
+def _plain_tables() -> simulate.ModelTables:
+    """The offering at today's prices (factor 1.0), solved once, as numpy arrays."""
+    return jax.tree.map(lambda x: np.asarray(x[0]), offering_tables(np.ones(1)))
+
+
 def counterfactual_workload(num_customers: int, seed: int) -> simulate.MemberStates:
     """``num_customers`` starting customers (int32 fields) from
     :func:`~prime_science.membership.simulate.initial_states`."""
-    if isinstance(num_customers, bool) or not isinstance(num_customers, int | np.integer):
-        fail("num_customers", "a positive integer", repr(num_customers))
-    if num_customers < 1:
+    integer = isinstance(num_customers, int | np.integer) and not isinstance(num_customers, bool)
+    if not integer or num_customers < 1:
         fail("num_customers", "a positive integer", repr(num_customers))
     states = simulate.initial_states(jax.random.key(seed), int(num_customers))
     return simulate.MemberStates(*(np.asarray(x) for x in states))
@@ -118,12 +124,6 @@ def membership_counterfactual_suite(factory: Callable[..., Any] | None = None) -
       factory: unused (the suites' builders share the signature ``(factory=None)``).
     """
     del factory
-    base_tables: list[simulate.ModelTables] = []  # the factor-1.0 model, solved on first use
-
-    def base():
-        if not base_tables:
-            base_tables.append(jax.tree.map(lambda x: np.asarray(x[0]), offering_tables([1.0])))
-        return base_tables[0]
 
     def plan(config):
         rows = [("ours", n, b) for n in config.sizes for b in config.batches]
@@ -141,7 +141,7 @@ def membership_counterfactual_suite(factory: Callable[..., Any] | None = None) -
         return request, (tables, states)
 
     def numpy_request(states, rng):
-        tables = base()
+        tables = _plain_tables()
         return lambda: numpy_forward_simulation(rng, tables, states, MONTHS)
 
     def numpy_memory(num_customers):
